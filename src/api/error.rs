@@ -1,0 +1,142 @@
+//! The one place where failures become HTTP statuses and error bodies (spec §5.9):
+//! `text/plain; charset=UTF-8`, body `<code> <Reason>\n\n<message>\n`.
+
+use std::fmt;
+
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+
+use crate::http::body::{full, Body};
+use crate::registry;
+
+/// Every way a request can fail.
+#[derive(Debug)]
+pub enum Error {
+    /// No resource at this path.
+    NoSuchRoute,
+    /// The resource exists but not with this method.
+    MethodNotAllowed {
+        /// The methods it takes.
+        allow: &'static str,
+    },
+    /// The request is malformed or breaks a rule; the text says what was wrong.
+    BadRequest(String),
+    /// No image (or no visible image) with this id.
+    NotFound(String),
+    /// The operation is not allowed on this resource.
+    Forbidden(String),
+    /// The resource is not in a state that allows the operation.
+    Conflict(String),
+    /// The request body is larger than allowed.
+    PayloadTooLarge(String),
+    /// A registry failure (mapped by kind).
+    Registry(registry::Error),
+}
+
+impl From<registry::Error> for Error {
+    fn from(e: registry::Error) -> Self {
+        Error::Registry(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoSuchRoute => f.write_str("The resource could not be found."),
+            Error::MethodNotAllowed { allow } => {
+                write!(
+                    f,
+                    "The method is not allowed for this resource; allowed: {allow}."
+                )
+            }
+            Error::BadRequest(m)
+            | Error::NotFound(m)
+            | Error::Forbidden(m)
+            | Error::Conflict(m)
+            | Error::PayloadTooLarge(m) => f.write_str(m),
+            Error::Registry(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Error {
+    /// The HTTP status of this failure.
+    pub fn status(&self) -> StatusCode {
+        use registry::Error as R;
+        match self {
+            Error::NoSuchRoute | Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Registry(e) => match e {
+                R::NotFound(_) => StatusCode::NOT_FOUND,
+                R::Duplicate(_) | R::Conflict(_) => StatusCode::CONFLICT,
+                R::Invalid(_) => StatusCode::BAD_REQUEST,
+                R::Forbidden(_) => StatusCode::FORBIDDEN,
+                R::Storage(_) | R::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    /// The response for this failure. Server errors are logged with their cause, and their body
+    /// never carries backend error text.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            crate::error!("request failed: {self}");
+            "The server failed to complete the request; the cause is in its log.".to_string()
+        } else {
+            crate::debug!("request refused ({status}): {self}");
+            self.to_string()
+        };
+        let body = format!(
+            "{} {}\n\n{message}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        let mut resp = Response::new(full(body));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=UTF-8"),
+        );
+        if let Error::MethodNotAllowed { allow } = self {
+            resp.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_in_one_place() {
+        let id = uuid::Uuid::nil();
+        for (err, code) in [
+            (Error::NoSuchRoute, 404),
+            (Error::MethodNotAllowed { allow: "GET" }, 405),
+            (Error::BadRequest("x".into()), 400),
+            (Error::Registry(registry::Error::NotFound(id)), 404),
+            (Error::Registry(registry::Error::Duplicate(id)), 409),
+            (Error::Registry(registry::Error::Conflict("c".into())), 409),
+            (Error::Registry(registry::Error::Invalid("i".into())), 400),
+            (Error::Registry(registry::Error::Forbidden("f".into())), 403),
+            (Error::Registry(registry::Error::Corrupt("c".into())), 500),
+        ] {
+            assert_eq!(err.status().as_u16(), code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn method_not_allowed_carries_allow() {
+        let resp = Error::MethodNotAllowed { allow: "GET, POST" }.into_response();
+        assert_eq!(resp.status(), 405);
+        assert_eq!(resp.headers()[ALLOW], "GET, POST");
+        assert_eq!(resp.headers()[CONTENT_TYPE], "text/plain; charset=UTF-8");
+    }
+}

@@ -1,0 +1,29 @@
+//! The HTTP services: glue between the pure [`crate::http`] code and the [`crate::registry`].
+//! Every failure passes through [`error::Error`], the one error→status map.
+
+pub mod error;
+pub mod registry;
+
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::http::body::{full, Body};
+pub use error::Error;
+
+/// A JSON response.
+pub(crate) fn json_response(
+    status: StatusCode,
+    value: &impl Serialize,
+) -> Result<Response<Body>, Error> {
+    let bytes = serde_json::to_vec(value).map_err(|e| {
+        Error::Registry(crate::registry::Error::Corrupt(format!(
+            "cannot encode response: {e}"
+        )))
+    })?;
+    let mut resp = Response::new(full(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}

@@ -1,0 +1,158 @@
+//! The Registry API (spec §9): image records as JSON, no image data, no version prefix.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{json_response, Error};
+use crate::http::body::{collect_limited, Body, CollectError};
+use crate::http::image_json::decode_registry_body;
+use crate::http::query::QueryParams;
+use crate::http::route::{match_registry_route, RegistryRoute, RouteError};
+use crate::model::{parse_image_id, Image, Status};
+use crate::registry::{Limits, ListQuery, Registry, UpdateOptions};
+use crate::server::Handler;
+
+/// Largest JSON request body accepted.
+pub const MAX_JSON_BODY: usize = 4 << 20;
+
+/// Header that asks an update to remove properties missing from the body.
+pub const PURGE_PROPS_HEADER: &str = "x-glance-registry-purge-props";
+
+/// The Registry API service.
+pub struct RegistryService {
+    /// The image records.
+    registry: Arc<Registry>,
+    /// Page size defaults for list requests.
+    limits: Limits,
+}
+
+impl RegistryService {
+    /// A service over `registry` with the given paging limits.
+    pub fn new(registry: Arc<Registry>, limits: Limits) -> RegistryService {
+        RegistryService { registry, limits }
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+        let path = req.uri().path().to_string();
+        let route = match_registry_route(req.method(), &path).map_err(|e| match e {
+            RouteError::NotFound => Error::NoSuchRoute,
+            RouteError::MethodNotAllowed { allow } => Error::MethodNotAllowed { allow },
+        })?;
+        match route {
+            RegistryRoute::List => self.list(&req, false),
+            RegistryRoute::Detail => self.list(&req, true),
+            RegistryRoute::Show(id) => {
+                let image = self.registry.get(&image_id(id)?)?;
+                json_response(StatusCode::OK, &ImageBody { image: &image })
+            }
+            RegistryRoute::Create => self.create(req).await,
+            RegistryRoute::Update(id) => {
+                let id = image_id(id)?;
+                self.update(id, req).await
+            }
+            RegistryRoute::Delete(id) => {
+                let image = self.registry.delete(&image_id(id)?).await?;
+                json_response(StatusCode::OK, &ImageBody { image: &image })
+            }
+        }
+    }
+
+    fn list(&self, req: &Request<Incoming>, detail: bool) -> Result<Response<Body>, Error> {
+        let params = QueryParams::parse(req.uri().query().unwrap_or(""));
+        let query = ListQuery::from_params(params.iter(), self.limits)
+            .map_err(|e| Error::BadRequest(e.0))?;
+        let images = self.registry.list(&query)?;
+        if detail {
+            json_response(StatusCode::OK, &ImagesBody { images })
+        } else {
+            let images: Vec<_> = images.iter().map(Image::brief).collect();
+            json_response(StatusCode::OK, &ImagesBody { images })
+        }
+    }
+
+    async fn create(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+        let body = read_json_body(req).await?;
+        let request = decode_registry_body(&body).map_err(|e| {
+            Error::BadRequest(format!("Failed to add image metadata. Got error: {e}"))
+        })?;
+        let image = self
+            .registry
+            .create(request.patch, Status::Active)
+            .await
+            .map_err(|e| match e {
+                crate::registry::Error::Invalid(m) => {
+                    Error::BadRequest(format!("Failed to add image metadata. Got error: {m}"))
+                }
+                other => other.into(),
+            })?;
+        json_response(StatusCode::OK, &ImageBody { image: &image })
+    }
+
+    async fn update(&self, id: Uuid, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+        let purge_props = req
+            .headers()
+            .get(PURGE_PROPS_HEADER)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        let body = read_json_body(req).await?;
+        let request = decode_registry_body(&body).map_err(|e| {
+            Error::BadRequest(format!("Failed to update image metadata. Got error: {e}"))
+        })?;
+        let options = UpdateOptions {
+            purge_props,
+            from_state: request.from_state,
+        };
+        let image = self
+            .registry
+            .update(&id, request.patch, options)
+            .await
+            .map_err(|e| match e {
+                crate::registry::Error::Invalid(m) => {
+                    Error::BadRequest(format!("Failed to update image metadata. Got error: {m}"))
+                }
+                other => other.into(),
+            })?;
+        json_response(StatusCode::OK, &ImageBody { image: &image })
+    }
+}
+
+impl Handler for RegistryService {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let resp = match self.route(req).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(),
+        };
+        crate::debug!("registry {method} {uri} -> {}", resp.status().as_u16());
+        resp
+    }
+}
+
+#[derive(Serialize)]
+struct ImageBody<'a> {
+    image: &'a Image,
+}
+
+#[derive(Serialize)]
+struct ImagesBody<T> {
+    images: Vec<T>,
+}
+
+/// An image id from a path: anything that is not a UUID names no image.
+fn image_id(segment: &str) -> Result<Uuid, Error> {
+    parse_image_id(segment).ok_or_else(|| Error::NotFound(format!("Image {segment} not found")))
+}
+
+async fn read_json_body(req: Request<Incoming>) -> Result<bytes::Bytes, Error> {
+    collect_limited(req.into_body(), MAX_JSON_BODY)
+        .await
+        .map_err(|e| match e {
+            CollectError::TooLarge { limit } => {
+                Error::PayloadTooLarge(format!("Request body is larger than {limit} bytes"))
+            }
+            CollectError::Read(e) => Error::BadRequest(format!("Could not read request body: {e}")),
+        })
+}

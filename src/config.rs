@@ -1,0 +1,412 @@
+//! Configuration in two stages: [`RawConfig`] holds what the operator typed (a Glance-style INI
+//! file, `GLINT_*` environment variables, flags; every value an optional string), and
+//! [`Config::resolve`] applies precedence (defaults < file < environment < flags), validates every
+//! value once and returns types that cannot be invalid.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::log::Level;
+use crate::registry::Limits;
+
+/// Which program the configuration is for: decides which INI sections apply and what the
+/// unqualified `bind_host` / `bind_port` mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    /// `glint serve`: API and registry in one process.
+    Serve,
+    /// `glint registry`: the Registry API alone.
+    Registry,
+}
+
+/// Options glint reads, by their Glance names.
+const KNOWN_OPTIONS: &[&str] = &[
+    "bind_host",
+    "bind_port",
+    "registry_host",
+    "registry_port",
+    "api_port",
+    "data_dir",
+    "limit_param_default",
+    "api_limit_max",
+    "verbose",
+    "debug",
+];
+
+/// Glance options that glint accepts without acting on them (yet): no warning for these.
+const ACCEPTED_OPTIONS: &[&str] = &[
+    "default_store",
+    "filesystem_store_datadir",
+    "image_size_cap",
+    "image_property_quota",
+    "sql_connection",
+    "sql_idle_timeout",
+    "log_file",
+    "log_dir",
+    "log_date_format",
+    "use_syslog",
+    "workers",
+    "backlog",
+];
+
+/// A start-up configuration problem; the text names the option and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// An option value and where it came from (for error messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Setting {
+    value: String,
+    origin: String,
+}
+
+/// Options as typed, before validation. Later sources override earlier ones.
+#[derive(Debug, Clone, Default)]
+pub struct RawConfig {
+    settings: BTreeMap<String, Setting>,
+    /// Problems that are not fatal (unknown options), reported once logging is set up.
+    pub warnings: Vec<String>,
+}
+
+impl RawConfig {
+    /// Sets `option` from a command-line flag.
+    pub fn set_flag(&mut self, option: &str, value: &str) {
+        self.set(
+            option,
+            value,
+            format!("flag --{}", option.replace('_', "-")),
+        );
+    }
+
+    fn set(&mut self, option: &str, value: &str, origin: String) {
+        self.settings.insert(
+            option.to_string(),
+            Setting {
+                value: value.to_string(),
+                origin,
+            },
+        );
+    }
+
+    /// Reads a Glance-style INI file: `[DEFAULT]` first, then the sections of `app`
+    /// (`[app:glance-registry]` or `[glance-registry]`, likewise for the API), which override it.
+    pub fn load_file(&mut self, path: &Path, app: App) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let sections = parse_ini(&text)
+            .map_err(|(line, why)| ConfigError(format!("{}:{line}: {why}", path.display())))?;
+        let origin = |section: &str, key: &str| format!("{} [{section}] {key}", path.display());
+        let app_sections: &[&str] = match app {
+            App::Registry => &["app:glance-registry", "glance-registry", "registry"],
+            App::Serve => &[
+                "app:glance-api",
+                "glance-api",
+                "api",
+                "app:glance-registry",
+                "glance-registry",
+                "registry",
+            ],
+        };
+        for (name, entries) in &sections {
+            if name != "DEFAULT" && name != "glint" && !app_sections.contains(&name.as_str()) {
+                continue;
+            }
+            for (key, _) in entries {
+                if !KNOWN_OPTIONS.contains(&key.as_str())
+                    && !ACCEPTED_OPTIONS.contains(&key.as_str())
+                {
+                    self.warnings.push(format!(
+                        "ignoring unknown option '{key}' in [{name}] of {}",
+                        path.display()
+                    ));
+                }
+            }
+        }
+        let mut apply = |section: &str, rename_bind: Option<&str>| {
+            if let Some(entries) = sections.iter().find(|(n, _)| n == section).map(|(_, e)| e) {
+                for (key, value) in entries {
+                    let key = match (key.as_str(), rename_bind) {
+                        ("bind_port", Some(port_option)) => port_option,
+                        (k, _) => k,
+                    };
+                    self.set(key, value, origin(section, key));
+                }
+            }
+        };
+        let default_port = match app {
+            App::Registry => "registry_port",
+            App::Serve => "api_port",
+        };
+        apply("DEFAULT", Some(default_port));
+        apply("glint", Some(default_port));
+        for section in ["app:glance-registry", "glance-registry", "registry"] {
+            apply(section, Some("registry_port"));
+        }
+        if app == App::Serve {
+            for section in ["app:glance-api", "glance-api", "api"] {
+                apply(section, Some("api_port"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `GLINT_<OPTION>` variables (e.g. `GLINT_REGISTRY_PORT`) for every known option.
+    pub fn load_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
+        for (name, value) in vars {
+            if let Some(option) = name.strip_prefix("GLINT_") {
+                let option = option.to_ascii_lowercase();
+                if KNOWN_OPTIONS.contains(&option.as_str())
+                    || ACCEPTED_OPTIONS.contains(&option.as_str())
+                {
+                    self.set(&option, &value, format!("environment {name}"));
+                }
+            }
+        }
+    }
+
+    /// The options set so far and their values.
+    pub fn settings(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.settings
+            .iter()
+            .map(|(k, s)| (k.as_str(), s.value.as_str()))
+    }
+
+    fn get(&self, option: &str) -> Option<&Setting> {
+        self.settings.get(option)
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address every server listens on.
+    pub bind_host: IpAddr,
+    /// Registry API port.
+    pub registry_port: u16,
+    /// Images API port.
+    pub api_port: u16,
+    /// Directory that holds all state.
+    pub data_dir: PathBuf,
+    /// Paging defaults.
+    pub limits: Limits,
+    /// Most detailed log level printed.
+    pub log_level: Level,
+}
+
+impl Config {
+    /// Applies defaults to `raw` and validates every value.
+    pub fn resolve(raw: &RawConfig) -> Result<Config, ConfigError> {
+        let bind_host = parse(raw, "bind_host", "0.0.0.0", "an IP address", |v| {
+            v.parse().ok()
+        })?;
+        let registry_port = parse(
+            raw,
+            "registry_port",
+            "9191",
+            "a port number (0-65535)",
+            |v| v.parse().ok(),
+        )?;
+        let api_port = parse(raw, "api_port", "9292", "a port number (0-65535)", |v| {
+            v.parse().ok()
+        })?;
+        let data_dir = parse(raw, "data_dir", "./glint-data", "a directory path", |v| {
+            (!v.is_empty()).then(|| PathBuf::from(v))
+        })?;
+        let default = parse(
+            raw,
+            "limit_param_default",
+            "25",
+            "a positive integer",
+            |v| v.parse::<usize>().ok().filter(|n| *n > 0),
+        )?;
+        let max = parse(raw, "api_limit_max", "1000", "a positive integer", |v| {
+            v.parse::<usize>().ok().filter(|n| *n > 0)
+        })?;
+        let verbose = parse(raw, "verbose", "false", "true or false", parse_bool)?;
+        let debug = parse(raw, "debug", "false", "true or false", parse_bool)?;
+        Ok(Config {
+            bind_host,
+            registry_port,
+            api_port,
+            data_dir,
+            limits: Limits { default, max },
+            log_level: if debug {
+                Level::Debug
+            } else if verbose {
+                Level::Info
+            } else {
+                Level::Warn
+            },
+        })
+    }
+
+    /// Where the registry's sled database lives.
+    pub fn registry_dir(&self) -> PathBuf {
+        self.data_dir.join("registry")
+    }
+}
+
+fn parse<T>(
+    raw: &RawConfig,
+    option: &str,
+    default: &str,
+    expected: &str,
+    f: impl Fn(&str) -> Option<T>,
+) -> Result<T, ConfigError> {
+    match raw.get(option) {
+        None => f(default).ok_or_else(|| ConfigError(format!("bad default for {option}"))),
+        Some(s) => f(s.value.trim()).ok_or_else(|| {
+            ConfigError(format!(
+                "invalid value '{}' for option {option} (from {}): expected {expected}",
+                s.value, s.origin
+            ))
+        }),
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" | "" => Some(false),
+        _ => None,
+    }
+}
+
+type Sections = Vec<(String, Vec<(String, String)>)>;
+
+/// Parses INI text: `[section]` headers, `key = value` or `key: value` lines, `#`/`;` comments.
+/// Keys before any header belong to `DEFAULT`. Errors carry the 1-based line number.
+fn parse_ini(text: &str) -> Result<Sections, (usize, String)> {
+    let mut sections: Sections = vec![("DEFAULT".to_string(), Vec::new())];
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[') {
+            let name = name
+                .strip_suffix(']')
+                .ok_or((n + 1, format!("unterminated section header '{line}'")))?
+                .trim()
+                .to_string();
+            if !sections.iter().any(|(s, _)| *s == name) {
+                sections.push((name.clone(), Vec::new()));
+            }
+            let idx = sections.iter().position(|(s, _)| *s == name).unwrap_or(0);
+            let entry = sections.remove(idx);
+            sections.push(entry);
+            continue;
+        }
+        let split = line
+            .find(['=', ':'])
+            .ok_or((n + 1, format!("expected 'option = value', got '{line}'")))?;
+        let (key, value) = (line[..split].trim(), line[split + 1..].trim());
+        if key.is_empty() {
+            return Err((n + 1, format!("missing option name in '{line}'")));
+        }
+        if let Some((_, entries)) = sections.last_mut() {
+            entries.push((key.to_string(), value.to_string()));
+        }
+    }
+    Ok(sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_file(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::resolve(&RawConfig::default()).unwrap();
+        assert_eq!(c.bind_host.to_string(), "0.0.0.0");
+        assert_eq!((c.registry_port, c.api_port), (9191, 9292));
+        assert_eq!(c.data_dir, PathBuf::from("./glint-data"));
+        assert_eq!(
+            c.limits,
+            Limits {
+                default: 25,
+                max: 1000
+            }
+        );
+        assert_eq!(c.log_level, Level::Warn);
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let f = write_file(
+            "# glance-registry.conf\n[DEFAULT]\nbind_host = 127.0.0.1\nbind_port = 9000\n\
+             limit_param_default = 10\nsql_connection = sqlite:///x\nfancy = 1\n\
+             [app:glance-registry]\napi_limit_max: 50\n",
+        );
+        let mut raw = RawConfig::default();
+        raw.load_file(f.path(), App::Registry).unwrap();
+        let c = Config::resolve(&raw).unwrap();
+        assert_eq!(
+            c.registry_port, 9000,
+            "DEFAULT bind_port is the registry port"
+        );
+        assert_eq!(
+            c.limits,
+            Limits {
+                default: 10,
+                max: 50
+            }
+        );
+        assert_eq!(raw.warnings.len(), 1, "{:?}", raw.warnings);
+        assert!(raw.warnings[0].contains("fancy"));
+        raw.load_env([("GLINT_REGISTRY_PORT".to_string(), "9001".to_string())]);
+        assert_eq!(Config::resolve(&raw).unwrap().registry_port, 9001);
+        raw.set_flag("registry_port", "9002");
+        assert_eq!(Config::resolve(&raw).unwrap().registry_port, 9002);
+    }
+
+    #[test]
+    fn invalid_values_name_the_option_and_origin() {
+        let mut raw = RawConfig::default();
+        raw.load_env([("GLINT_REGISTRY_PORT".to_string(), "http".to_string())]);
+        let err = Config::resolve(&raw).unwrap_err().0;
+        assert!(
+            err.contains("registry_port")
+                && err.contains("GLINT_REGISTRY_PORT")
+                && err.contains("'http'"),
+            "{err}"
+        );
+        let f = write_file("[DEFAULT]\nverbose = perhaps\n");
+        let mut raw = RawConfig::default();
+        raw.load_file(f.path(), App::Serve).unwrap();
+        let err = Config::resolve(&raw).unwrap_err().0;
+        assert!(
+            err.contains("verbose") && err.contains("[DEFAULT]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_ini_reports_the_line() {
+        let f = write_file("[DEFAULT]\nthis line is wrong\n");
+        let err = RawConfig::default()
+            .load_file(f.path(), App::Serve)
+            .unwrap_err()
+            .0;
+        assert!(
+            err.ends_with(":2: expected 'option = value', got 'this line is wrong'"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Pure HTTP-facing code: path matching, query parsing, request body decoding and response body
+//! types. No sockets, no sled, no tokio: this is the fuzz and property-test surface.
+
+pub mod body;
+pub mod image_json;
+pub mod query;
+pub mod route;

@@ -1,0 +1,297 @@
+//! Answers list queries from the secondary indexes, so that a filtered list reads only the index
+//! ranges its filters name and the records in them, never every record.
+//!
+//! The plan:
+//! 1. Every indexed filter (name, status, formats, is_public, properties, size range,
+//!    changes-since) names one index range, a *source*. The sources are stepped in turn, one entry
+//!    each, until one ends: that one is the most selective, found at a cost of at most
+//!    `sources × its length` entries, without counting the large ones to the end.
+//! 2. If it ends within [`SMALL_SOURCE`] entries, its records are read, filtered, sorted in
+//!    memory by the sort bytes of [`keys`] and cut at the marker and limit.
+//! 3. Otherwise every filter matches many rows, so the page is found by walking an index that is
+//!    already in the requested order (a source that is, or the sort key's own index) from the
+//!    marker, reading records until the page is full.
+
+use std::ops::Bound;
+
+use uuid::Uuid;
+
+use super::keys::{self, SortKey};
+use super::query::{ListQuery, SortDir, Visibility};
+use super::{Error, Registry};
+use crate::model::Image;
+
+/// Largest source whose rows are sorted in memory rather than walked in index order.
+const SMALL_SOURCE: usize = 4096;
+
+/// A range of index keys, as sled takes it.
+type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// One index range that holds every row satisfying one filter.
+struct Source {
+    /// Start of the range (inclusive).
+    lo: Vec<u8>,
+    /// End of the range (exclusive); `None` for the end of the tree.
+    hi: Option<Vec<u8>>,
+    /// The order the range is in.
+    order: SourceOrder,
+}
+
+/// How the entries of a source are ordered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SourceOrder {
+    /// One value of `field` (if it is a sort key): `(created_at, id)` order.
+    Equal(Option<SortKey>),
+    /// A range of the sort key's own index: `(key, created_at, id)` order.
+    Sorted(SortKey),
+}
+
+impl Source {
+    fn prefix(prefix: Vec<u8>, field: Option<SortKey>) -> Source {
+        Source {
+            hi: keys::prefix_end(&prefix),
+            lo: prefix,
+            order: SourceOrder::Equal(field),
+        }
+    }
+
+    /// Whether walking this source yields rows in the order `key` asks for.
+    fn ordered_by(&self, key: SortKey) -> bool {
+        match self.order {
+            SourceOrder::Equal(field) => key == SortKey::CreatedAt || field == Some(key),
+            SourceOrder::Sorted(field) => field == key,
+        }
+    }
+
+    /// Where `marker` sits in this source's order (only for sources [`Source::ordered_by`] the
+    /// query's key).
+    fn seek_key(&self, marker: &Image, key: SortKey) -> Vec<u8> {
+        match self.order {
+            SourceOrder::Equal(_) if key == SortKey::CreatedAt => {
+                let mut k = self.lo.clone();
+                keys::push_created_and_id(&mut k, marker);
+                k
+            }
+            _ => keys::sort_index_key(marker, key),
+        }
+    }
+
+    fn bounds(&self) -> KeyRange {
+        let hi = self.hi.clone().map_or(Bound::Unbounded, Bound::Excluded);
+        (Bound::Included(self.lo.clone()), hi)
+    }
+
+    /// The part of the range strictly after (in `dir`) `seek`, or `None` if it is empty.
+    fn bounds_after(&self, seek: &[u8], dir: SortDir) -> Option<KeyRange> {
+        let below_hi = self.hi.as_deref().is_none_or(|hi| seek < hi);
+        match dir {
+            SortDir::Asc if seek < self.lo.as_slice() => Some(self.bounds()),
+            SortDir::Asc if below_hi => {
+                let hi = self.hi.clone().map_or(Bound::Unbounded, Bound::Excluded);
+                Some((Bound::Excluded(seek.to_vec()), hi))
+            }
+            SortDir::Asc => None,
+            SortDir::Desc if seek <= self.lo.as_slice() => None,
+            SortDir::Desc if below_hi => Some((
+                Bound::Included(self.lo.clone()),
+                Bound::Excluded(seek.to_vec()),
+            )),
+            SortDir::Desc => Some(self.bounds()),
+        }
+    }
+}
+
+/// The sources of `query`'s indexed filters.
+fn sources(query: &ListQuery) -> Vec<Source> {
+    let f = &query.filters;
+    let mut out = Vec::new();
+    for (key, value) in [
+        (SortKey::Name, &f.name),
+        (SortKey::Status, &f.status),
+        (SortKey::DiskFormat, &f.disk_format),
+        (SortKey::ContainerFormat, &f.container_format),
+    ] {
+        if let Some(v) = value {
+            out.push(Source::prefix(keys::field_prefix(key, v), Some(key)));
+        }
+    }
+    for (k, v) in &f.properties {
+        out.push(Source::prefix(keys::property_prefix(k, Some(v)), None));
+    }
+    match f.visibility {
+        Visibility::Public => out.push(Source::prefix(keys::is_public_prefix(true), None)),
+        Visibility::Private => out.push(Source::prefix(keys::is_public_prefix(false), None)),
+        Visibility::All => {}
+    }
+    if f.size_min.is_some() || f.size_max.is_some() {
+        let hi = match f.size_max {
+            Some(max) => keys::prefix_end(&keys::size_key(max)),
+            None => keys::prefix_end(&[keys::TAG_SIZE]),
+        };
+        out.push(Source {
+            lo: keys::size_key(f.size_min.unwrap_or(0)),
+            hi,
+            order: SourceOrder::Sorted(SortKey::Size),
+        });
+    }
+    if let Some(t) = f.changes_since {
+        // `updated_at > t`: start just past every entry whose updated_at is exactly t.
+        out.push(Source {
+            lo: keys::prefix_end(&keys::updated_at_key(t)).unwrap_or_default(),
+            hi: keys::prefix_end(&[keys::TAG_UPDATED_AT]),
+            order: SourceOrder::Sorted(SortKey::UpdatedAt),
+        });
+    }
+    out
+}
+
+pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Error> {
+    let marker = match &query.marker {
+        None => None,
+        Some(id) => Some(
+            reg.fetch_counted(id)?
+                .filter(|m| !m.deleted || query.shows_deleted())
+                .ok_or_else(|| {
+                    Error::Invalid("Invalid marker. Image could not be found.".into())
+                })?,
+        ),
+    };
+    if query.limit == 0 {
+        return Ok(Vec::new());
+    }
+    let sources = sources(query);
+    if let Some(ids) = smallest_source(reg, &sources)? {
+        return sort_in_memory(reg, query, marker.as_ref(), ids);
+    }
+    let (key, dir) = (query.sort_key, query.sort_dir);
+    let source = match sources.into_iter().find(|s| s.ordered_by(key)) {
+        Some(s) => s,
+        None => match keys::sort_tag(key) {
+            Some(tag) => Source {
+                lo: vec![tag],
+                hi: keys::prefix_end(&[tag]),
+                order: SourceOrder::Sorted(key),
+            },
+            None => return walk_primary(reg, query, marker.as_ref()),
+        },
+    };
+    let bounds = match &marker {
+        Some(m) => match source.bounds_after(&source.seek_key(m, key), dir) {
+            Some(b) => b,
+            None => return Ok(Vec::new()),
+        },
+        None => source.bounds(),
+    };
+    let range = reg.db.index.range::<Vec<u8>, _>(bounds);
+    let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match dir {
+        SortDir::Asc => Box::new(range),
+        SortDir::Desc => Box::new(range.rev()),
+    };
+    let mut page = Vec::new();
+    for entry in entries {
+        let (k, _) = entry?;
+        reg.count_index_entry();
+        let id = keys::id_from_key(&k).ok_or_else(|| Error::Corrupt("short index key".into()))?;
+        if let Some(image) = reg.fetch_counted(&id)? {
+            if query.filters.matches(&image) {
+                page.push(image);
+                if page.len() == query.limit {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(page)
+}
+
+/// Steps every source one entry at a time; returns the ids of the first to end, if it ends within
+/// [`SMALL_SOURCE`] entries. With no source, returns `None`.
+fn smallest_source(reg: &Registry, sources: &[Source]) -> Result<Option<Vec<Uuid>>, Error> {
+    let mut iters: Vec<sled::Iter> = sources
+        .iter()
+        .map(|s| reg.db.index.range::<Vec<u8>, _>(s.bounds()))
+        .collect();
+    let mut seen: Vec<Vec<Uuid>> = vec![Vec::new(); iters.len()];
+    for _ in 0..=SMALL_SOURCE {
+        for (i, iter) in iters.iter_mut().enumerate() {
+            match iter.next() {
+                None => return Ok(Some(std::mem::take(&mut seen[i]))),
+                Some(entry) => {
+                    let (k, _) = entry?;
+                    reg.count_index_entry();
+                    let id = keys::id_from_key(&k)
+                        .ok_or_else(|| Error::Corrupt("short index key".into()))?;
+                    seen[i].push(id);
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn sort_in_memory(
+    reg: &Registry,
+    query: &ListQuery,
+    marker: Option<&Image>,
+    ids: Vec<Uuid>,
+) -> Result<Vec<Image>, Error> {
+    let marker_key = marker.map(|m| keys::sort_bytes(m, query.sort_key));
+    let mut rows = Vec::new();
+    for id in ids {
+        let Some(image) = reg.fetch_counted(&id)? else {
+            continue;
+        };
+        if !query.filters.matches(&image) {
+            continue;
+        }
+        let key = keys::sort_bytes(&image, query.sort_key);
+        let after_marker = marker_key.as_ref().is_none_or(|m| match query.sort_dir {
+            SortDir::Asc => &key > m,
+            SortDir::Desc => &key < m,
+        });
+        if after_marker {
+            rows.push((key, image));
+        }
+    }
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if query.sort_dir == SortDir::Desc {
+        rows.reverse();
+    }
+    rows.truncate(query.limit);
+    Ok(rows.into_iter().map(|(_, image)| image).collect())
+}
+
+/// Walks the primary tree in id order (`sort_key=id` with no selective filter).
+fn walk_primary(
+    reg: &Registry,
+    query: &ListQuery,
+    marker: Option<&Image>,
+) -> Result<Vec<Image>, Error> {
+    let start = marker.map(|m| keys::id_key(&m.id).to_vec());
+    let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+        match (query.sort_dir, start) {
+            (SortDir::Asc, Some(s)) => Box::new(
+                reg.db
+                    .images
+                    .range::<Vec<u8>, _>((Bound::Excluded(s), Bound::Unbounded)),
+            ),
+            (SortDir::Asc, None) => Box::new(reg.db.images.iter()),
+            (SortDir::Desc, Some(s)) => Box::new(reg.db.images.range::<Vec<u8>, _>(..s).rev()),
+            (SortDir::Desc, None) => Box::new(reg.db.images.iter().rev()),
+        };
+    let mut page = Vec::new();
+    for entry in entries {
+        let (_, bytes) = entry?;
+        reg.counters
+            .records_read
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let image = super::db::decode(&bytes)?;
+        if query.filters.matches(&image) {
+            page.push(image);
+            if page.len() == query.limit {
+                break;
+            }
+        }
+    }
+    Ok(page)
+}

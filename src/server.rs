@@ -1,0 +1,84 @@
+//! The accept loop: serves a [`Handler`] on a listener until a shutdown signal, then stops
+//! accepting and lets in-flight requests finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::http::body::Body;
+
+/// Most request headers accepted: enough for an image with the full property quota and more.
+pub const MAX_HEADERS: usize = 512;
+
+/// How long a client may take to send its request headers (slowloris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long in-flight requests may run after a shutdown signal before connections are dropped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Something that answers HTTP requests. Every failure is already a response: a handler never
+/// returns an error, so hyper never drops a connection without answering.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request.
+    fn handle(&self, req: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Serves `handler` on `listener` until `shutdown` resolves, then drains open connections.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = http1::Builder::new();
+    builder
+        .max_headers(MAX_HEADERS)
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: keep serving the others.
+                        crate::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let service = service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(handler.handle(req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        crate::debug!("connection from {peer} ended: {e}");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            crate::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+        }
+    }
+}
