@@ -6,7 +6,7 @@
 //!    changes-since) names one index range, a *source*. The sources are stepped in turn, one entry
 //!    each, until one ends: that one is the most selective, found at a cost of at most
 //!    `sources × its length` entries, without counting the large ones to the end.
-//! 2. If it ends within [`SMALL_SOURCE`] entries, its records are read, filtered, sorted in
+//! 2. If it ends within `SMALL_SOURCE` entries, its records are read, filtered, sorted in
 //!    memory by the sort bytes of [`keys`] and cut at the marker and limit.
 //! 3. Otherwise every filter matches many rows, so the page is found by walking an index that is
 //!    already in the requested order (a source that is, or the sort key's own index) from the
@@ -22,7 +22,7 @@ use super::{Error, Registry};
 use crate::model::Image;
 
 /// Largest source whose rows are sorted in memory rather than walked in index order.
-const SMALL_SOURCE: usize = 4096;
+pub(super) const SMALL_SOURCE: usize = 4096;
 
 /// A range of index keys, as sled takes it.
 type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
@@ -205,14 +205,14 @@ pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Erro
 }
 
 /// Steps every source one entry at a time; returns the ids of the first to end, if it ends within
-/// [`SMALL_SOURCE`] entries. With no source, returns `None`.
+/// `reg.small_source` entries. With no source, returns `None`.
 fn smallest_source(reg: &Registry, sources: &[Source]) -> Result<Option<Vec<Uuid>>, Error> {
     let mut iters: Vec<sled::Iter> = sources
         .iter()
         .map(|s| reg.db.index.range::<Vec<u8>, _>(s.bounds()))
         .collect();
     let mut seen: Vec<Vec<Uuid>> = vec![Vec::new(); iters.len()];
-    for _ in 0..=SMALL_SOURCE {
+    for _ in 0..=reg.small_source {
         for (i, iter) in iters.iter_mut().enumerate() {
             match iter.next() {
                 None => return Ok(Some(std::mem::take(&mut seen[i]))),

@@ -100,6 +100,9 @@ pub struct Registry {
     db: db::Db,
     /// Work counters, so tests can prove that filtered lists read only what they need.
     counters: Counters,
+    /// Largest filter range sorted in memory; bigger ones are walked in index order. Tests lower
+    /// it to exercise both plans on small data.
+    small_source: usize,
 }
 
 impl Registry {
@@ -108,6 +111,7 @@ impl Registry {
         Ok(Registry {
             db: db::Db::open(dir)?,
             counters: Counters::default(),
+            small_source: index::SMALL_SOURCE,
         })
     }
 
@@ -116,6 +120,7 @@ impl Registry {
         Ok(Registry {
             db: db::Db::temporary()?,
             counters: Counters::default(),
+            small_source: index::SMALL_SOURCE,
         })
     }
 
@@ -231,3 +236,6 @@ impl Registry {
             .fetch_add(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests;
