@@ -9,9 +9,15 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::api::catalog::Catalog;
+use crate::api::images::{ApiSettings, ImagesService};
 use crate::api::registry::RegistryService;
+use crate::client::registry::RegistryClient;
 use crate::config::{App, Config, RawConfig};
-use crate::registry::Registry;
+use crate::model::Status;
+use crate::patch::ImagePatch;
+use crate::registry::{ListQuery, Registry, UpdateOptions};
+use crate::store::{Filesystem, Stores};
 
 const USAGE: &str = "\
 glint: an OpenStack Glance v1 compatible image service
@@ -19,14 +25,16 @@ glint: an OpenStack Glance v1 compatible image service
 Usage: glint <command> [options]
 
 Commands:
-  serve      run the image service (registry now; the Images API joins it) in one process
+  serve      run the whole image service in one process: the Images API and the registry
+  api        run the Images API alone, over a remote registry (--registry-url)
   registry   run the Registry API alone
   help       show this text
 
-Options (serve, registry):
+Options (serve, api, registry):
   --bind-host ADDR      address to listen on (default 0.0.0.0)
-  --registry-port PORT  Registry API port (default 9191; 0 picks a free port)
-  --api-port PORT       Images API port (serve only; default 9292)
+  --api-port PORT       Images API port (serve, api; default 9292; 0 picks a free port)
+  --registry-port PORT  Registry API port (serve, registry; default 9191)
+  --registry-url URL    where `api` finds the registry (default http://127.0.0.1:9191)
   --data-dir DIR        where all state lives (default ./glint-data)
   --config-file FILE    a Glance-style INI file ([DEFAULT], [app:glance-registry], ...)
   -v, --verbose         log life-cycle events
@@ -36,8 +44,10 @@ Every option can also be set in the config file by its Glance name (bind_host, r
 limit_param_default, api_limit_max, ...) or as GLINT_<NAME> in the environment; flags win over
 the environment, which wins over the file.
 
-Example:
-  glint registry --bind-host 127.0.0.1 --data-dir /var/lib/glint
+Examples:
+  glint serve --data-dir /var/lib/glint
+  glint registry --bind-host 127.0.0.1 --data-dir /var/lib/glint-registry
+  glint api --registry-url http://10.0.0.5:9191 --api-port 9292
 ";
 
 /// A usage error: printed with a hint, exit code 2.
@@ -120,6 +130,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
         "--version" | "version" => return Ok(Command::Version),
         "serve" => App::Serve,
         "registry" => App::Registry,
+        "api" => App::Api,
         other => return Err(UsageError(format!("unknown command '{other}'"))),
     };
     let mut flags = RawConfig::default();
@@ -141,8 +152,9 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
             "-v" | "--verbose" => flags.set_flag("verbose", "true"),
             "-d" | "--debug" => flags.set_flag("debug", "true"),
             "--bind-host" => flags.set_flag("bind_host", &value(name)?),
-            "--registry-port" => flags.set_flag("registry_port", &value(name)?),
-            "--api-port" if app == App::Serve => flags.set_flag("api_port", &value(name)?),
+            "--registry-port" if app != App::Api => flags.set_flag("registry_port", &value(name)?),
+            "--api-port" if app != App::Registry => flags.set_flag("api_port", &value(name)?),
+            "--registry-url" if app == App::Api => flags.set_flag("registry_url", &value(name)?),
             "--data-dir" => flags.set_flag("data_dir", &value(name)?),
             "--config-file" => config_file = Some(PathBuf::from(value(name)?)),
             other => {
@@ -163,7 +175,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
     Ok(Command::Serve(app, raw))
 }
 
-/// Opens the registry, binds the listeners and serves until SIGINT or SIGTERM, then drains
+/// Opens what `app` needs, binds its listeners and serves until SIGINT or SIGTERM, then drains
 /// in-flight requests and flushes the database.
 async fn run_servers(app: App, config: Config) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
@@ -172,31 +184,122 @@ async fn run_servers(app: App, config: Config) -> Result<(), String> {
             config.data_dir.display()
         )
     })?;
-    let registry = Registry::open(&config.registry_dir()).map_err(|e| {
+    let registry = match app {
+        App::Api => None,
+        App::Serve | App::Registry => Some(Arc::new(open_registry(&config)?)),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    if let Some(registry) = &registry {
+        let listener = bind(&config, config.registry_port, "registry").await?;
+        let service = Arc::new(RegistryService::new(registry.clone(), config.limits));
+        servers.spawn(crate::server::serve(
+            listener,
+            service,
+            stopped(stop_rx.clone()),
+        ));
+    }
+    if app != App::Registry {
+        let filesystem = Filesystem::open(&config.filesystem_store_datadir).map_err(|e| {
+            format!(
+                "cannot open the filesystem store in {}: {e}",
+                config.filesystem_store_datadir.display()
+            )
+        })?;
+        let stores =
+            Arc::new(Stores::new(filesystem, &config.default_store).map_err(|e| e.to_string())?);
+        let catalog = match &registry {
+            Some(registry) => {
+                recover_interrupted_uploads(registry).await?;
+                Catalog::Local(registry.clone())
+            }
+            None => Catalog::Remote(RegistryClient::new(&config.registry_url)),
+        };
+        let settings = ApiSettings {
+            limits: config.limits,
+            size_cap: config.image_size_cap,
+            property_quota: config.image_property_quota,
+            public_endpoint: config.public_endpoint.clone(),
+        };
+        let listener = bind(&config, config.api_port, "api").await?;
+        let service = Arc::new(ImagesService::new(catalog, stores, settings));
+        servers.spawn(crate::server::serve(
+            listener,
+            service,
+            stopped(stop_rx.clone()),
+        ));
+    }
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    while servers.join_next().await.is_some() {}
+    if let Some(registry) = registry {
+        registry
+            .flush()
+            .await
+            .map_err(|e| format!("flushing the registry on shutdown failed: {e}"))?;
+    }
+    crate::info!("shut down cleanly");
+    Ok(())
+}
+
+fn open_registry(config: &Config) -> Result<Registry, String> {
+    Registry::open(&config.registry_dir()).map_err(|e| {
         format!(
             "cannot open the registry database in {} (is another glint using it?): {e}",
             config.registry_dir().display()
         )
-    })?;
-    let registry = Arc::new(registry);
-    let addr = SocketAddr::new(config.bind_host, config.registry_port);
+    })
+}
+
+async fn bind(config: &Config, port: u16, what: &str) -> Result<TcpListener, String> {
+    let addr = SocketAddr::new(config.bind_host, port);
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|e| format!("cannot listen on {addr} for the {what} server: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let which = match app {
-        App::Serve => "serve",
-        App::Registry => "registry",
-    };
-    eprintln!("glint {which}: registry listening on http://{local}");
-    let service = Arc::new(RegistryService::new(registry.clone(), config.limits));
-    crate::server::serve(listener, service, shutdown_signal()).await;
-    registry
-        .flush()
-        .await
-        .map_err(|e| format!("flushing the registry on shutdown failed: {e}"))?;
-    crate::info!("shut down cleanly");
-    Ok(())
+    // Always printed: operators and tests learn the bound port (port 0) from this line.
+    eprintln!("glint: {what} listening on http://{local}");
+    Ok(listener)
+}
+
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Images left in `saving` by a crash can never finish: their upload died with the process.
+/// They become `killed`; their partial files were removed when the store opened.
+async fn recover_interrupted_uploads(registry: &Registry) -> Result<(), String> {
+    let mut query = ListQuery::new(crate::registry::Limits {
+        default: 1000,
+        max: 1000,
+    });
+    query.filters.status = Some(Status::Saving.as_str().to_string());
+    query.filters.visibility = crate::registry::Visibility::All;
+    query.sort_key = crate::registry::SortKey::Id;
+    loop {
+        let page = registry.list(&query).map_err(|e| e.to_string())?;
+        for image in &page {
+            let killed = ImagePatch {
+                status: Some(Status::Killed),
+                ..Default::default()
+            };
+            let options = UpdateOptions {
+                purge_props: false,
+                from_state: Some(Status::Saving),
+            };
+            match registry.update(&image.id, killed, options).await {
+                Ok(_) => crate::warn!(
+                    "image {} was saving when glint stopped; now killed",
+                    image.id
+                ),
+                Err(e) => crate::warn!("could not kill interrupted upload {}: {e}", image.id),
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == query.limit => query.marker = Some(last.id),
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -19,6 +19,8 @@ pub enum App {
     Serve,
     /// `glint registry`: the Registry API alone.
     Registry,
+    /// `glint api`: the Images API over a remote registry.
+    Api,
 }
 
 /// Options glint reads, by their Glance names.
@@ -27,20 +29,22 @@ const KNOWN_OPTIONS: &[&str] = &[
     "bind_port",
     "registry_host",
     "registry_port",
+    "registry_url",
     "api_port",
     "data_dir",
     "limit_param_default",
     "api_limit_max",
     "verbose",
     "debug",
-];
-
-/// Glance options that glint accepts without acting on them (yet): no warning for these.
-const ACCEPTED_OPTIONS: &[&str] = &[
     "default_store",
     "filesystem_store_datadir",
     "image_size_cap",
     "image_property_quota",
+    "public_endpoint",
+];
+
+/// Glance options that glint accepts without acting on them (yet): no warning for these.
+const ACCEPTED_OPTIONS: &[&str] = &[
     "sql_connection",
     "sql_idle_timeout",
     "log_file",
@@ -116,6 +120,7 @@ impl RawConfig {
                 "glance-registry",
                 "registry",
             ],
+            App::Api => &["app:glance-api", "glance-api", "api"],
         };
         for (name, entries) in &sections {
             if name != "DEFAULT" && name != "glint" && !app_sections.contains(&name.as_str()) {
@@ -145,14 +150,16 @@ impl RawConfig {
         };
         let default_port = match app {
             App::Registry => "registry_port",
-            App::Serve => "api_port",
+            App::Serve | App::Api => "api_port",
         };
         apply("DEFAULT", Some(default_port));
         apply("glint", Some(default_port));
-        for section in ["app:glance-registry", "glance-registry", "registry"] {
-            apply(section, Some("registry_port"));
+        if app != App::Api {
+            for section in ["app:glance-registry", "glance-registry", "registry"] {
+                apply(section, Some("registry_port"));
+            }
         }
-        if app == App::Serve {
+        if app != App::Registry {
             for section in ["app:glance-api", "glance-api", "api"] {
                 apply(section, Some("api_port"));
             }
@@ -201,6 +208,18 @@ pub struct Config {
     pub limits: Limits,
     /// Most detailed log level printed.
     pub log_level: Level,
+    /// Store that takes uploads without `x-image-meta-store`.
+    pub default_store: String,
+    /// Directory of the filesystem store.
+    pub filesystem_store_datadir: PathBuf,
+    /// Largest image accepted, in bytes.
+    pub image_size_cap: u64,
+    /// Most properties per image; `None` is unlimited (a negative value in the file).
+    pub image_property_quota: Option<usize>,
+    /// Base URL of the Images API as clients see it (versions document, `Location`).
+    pub public_endpoint: Option<String>,
+    /// Where `glint api` finds the registry (`registry_url`, or `registry_host:registry_port`).
+    pub registry_url: String,
 }
 
 impl Config {
@@ -232,6 +251,64 @@ impl Config {
         let max = parse(raw, "api_limit_max", "1000", "a positive integer", |v| {
             v.parse::<usize>().ok().filter(|n| *n > 0)
         })?;
+        let default_store = parse(raw, "default_store", "file", "a store name (file)", |v| {
+            crate::store::STORE_NAMES
+                .contains(&v)
+                .then(|| v.to_string())
+        })?;
+        let filesystem_store_datadir = match raw.get("filesystem_store_datadir") {
+            Some(_) => parse(
+                raw,
+                "filesystem_store_datadir",
+                "",
+                "a directory path",
+                |v| (!v.is_empty()).then(|| PathBuf::from(v)),
+            )?,
+            None => data_dir.join("images"),
+        };
+        let image_size_cap = parse(
+            raw,
+            "image_size_cap",
+            "1099511627776",
+            "a size in bytes",
+            |v| v.parse::<u64>().ok().filter(|n| *n <= i64::MAX as u64),
+        )?;
+        let image_property_quota = parse(
+            raw,
+            "image_property_quota",
+            "128",
+            "an integer (negative: unlimited)",
+            |v| v.parse::<i64>().ok().map(|n| usize::try_from(n).ok()),
+        )?;
+        let public_endpoint = parse(raw, "public_endpoint", "", "an http(s) URL", |v| {
+            if v.is_empty() {
+                Some(None)
+            } else if v.starts_with("http://") || v.starts_with("https://") {
+                Some(Some(v.trim_end_matches('/').to_string()))
+            } else {
+                None
+            }
+        })?;
+        let registry_host = parse(
+            raw,
+            "registry_host",
+            "127.0.0.1",
+            "a host name or address",
+            |v| (!v.is_empty() && !v.contains(['/', ' '])).then(|| v.to_string()),
+        )?;
+        let registry_url = parse(raw, "registry_url", "", "an http:// URL", |v| {
+            if v.is_empty() {
+                let host = if registry_host == "0.0.0.0" {
+                    "127.0.0.1"
+                } else {
+                    registry_host.as_str()
+                };
+                Some(format!("http://{host}:{registry_port}"))
+            } else {
+                v.starts_with("http://")
+                    .then(|| v.trim_end_matches('/').to_string())
+            }
+        })?;
         let verbose = parse(raw, "verbose", "false", "true or false", parse_bool)?;
         let debug = parse(raw, "debug", "false", "true or false", parse_bool)?;
         Ok(Config {
@@ -247,6 +324,12 @@ impl Config {
             } else {
                 Level::Warn
             },
+            default_store,
+            filesystem_store_datadir,
+            image_size_cap,
+            image_property_quota,
+            public_endpoint,
+            registry_url,
         })
     }
 

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod log;
@@ -21,4 +22,5 @@ pub mod model;
 pub mod patch;
 pub mod registry;
 pub mod server;
+pub mod store;
 pub mod timestamp;

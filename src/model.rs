@@ -150,7 +150,72 @@ pub struct BriefImage<'a> {
     pub checksum: &'a Option<String>,
 }
 
+/// An image as the Images API shows it (§4.3): every field except `location`.
+#[derive(Debug, Serialize)]
+pub struct PublicImage<'a> {
+    /// See [`Image::id`].
+    pub id: &'a Uuid,
+    /// See [`Image::name`].
+    pub name: &'a Option<String>,
+    /// See [`Image::status`].
+    pub status: Status,
+    /// See [`Image::size`].
+    pub size: u64,
+    /// See [`Image::virtual_size`].
+    pub virtual_size: Option<u64>,
+    /// See [`Image::disk_format`].
+    pub disk_format: &'a Option<String>,
+    /// See [`Image::container_format`].
+    pub container_format: &'a Option<String>,
+    /// See [`Image::checksum`].
+    pub checksum: &'a Option<String>,
+    /// See [`Image::is_public`].
+    pub is_public: bool,
+    /// See [`Image::protected`].
+    pub protected: bool,
+    /// See [`Image::owner`].
+    pub owner: &'a Option<String>,
+    /// See [`Image::min_disk`].
+    pub min_disk: u64,
+    /// See [`Image::min_ram`].
+    pub min_ram: u64,
+    /// See [`Image::created_at`].
+    pub created_at: Timestamp,
+    /// See [`Image::updated_at`].
+    pub updated_at: Timestamp,
+    /// See [`Image::deleted_at`].
+    pub deleted_at: Option<Timestamp>,
+    /// See [`Image::deleted`].
+    pub deleted: bool,
+    /// See [`Image::properties`].
+    pub properties: &'a BTreeMap<String, Option<String>>,
+}
+
 impl Image {
+    /// This image without its location, as the Images API shows it.
+    pub fn public_view(&self) -> PublicImage<'_> {
+        PublicImage {
+            id: &self.id,
+            name: &self.name,
+            status: self.status,
+            size: self.size,
+            virtual_size: self.virtual_size,
+            disk_format: &self.disk_format,
+            container_format: &self.container_format,
+            checksum: &self.checksum,
+            is_public: self.is_public,
+            protected: self.protected,
+            owner: &self.owner,
+            min_disk: self.min_disk,
+            min_ram: self.min_ram,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            deleted_at: self.deleted_at,
+            deleted: self.deleted,
+            properties: &self.properties,
+        }
+    }
+
     /// A fresh record with every field at its default and both timestamps at `now`.
     pub fn new(id: Uuid, status: Status, now: Timestamp) -> Image {
         Image {

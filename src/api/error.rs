@@ -19,6 +19,17 @@ pub enum Error {
         /// The methods it takes.
         allow: &'static str,
     },
+    /// Like [`Error::MethodNotAllowed`], with a message of its own.
+    MethodNotAllowedWith {
+        /// The methods it takes.
+        allow: &'static str,
+        /// What to tell the client.
+        message: &'static str,
+    },
+    /// The image changed under an upload (deleted while saving).
+    PreconditionFailed(String),
+    /// An image data store failed (mapped by kind).
+    Store(crate::store::Error),
     /// The request is malformed or breaks a rule; the text says what was wrong.
     BadRequest(String),
     /// No image (or no visible image) with this id.
@@ -39,6 +50,12 @@ impl From<registry::Error> for Error {
     }
 }
 
+impl From<crate::store::Error> for Error {
+    fn from(e: crate::store::Error) -> Self {
+        Error::Store(e)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -49,7 +66,10 @@ impl fmt::Display for Error {
                     "The method is not allowed for this resource; allowed: {allow}."
                 )
             }
+            Error::MethodNotAllowedWith { message, .. } => f.write_str(message),
+            Error::Store(e) => e.fmt(f),
             Error::BadRequest(m)
+            | Error::PreconditionFailed(m)
             | Error::NotFound(m)
             | Error::Forbidden(m)
             | Error::Conflict(m)
@@ -65,7 +85,24 @@ impl Error {
         use registry::Error as R;
         match self {
             Error::NoSuchRoute | Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::MethodNotAllowed { .. } | Error::MethodNotAllowedWith { .. } => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
+            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Error::Store(e) => {
+                use crate::store::Error as S;
+                match e {
+                    S::NotFound(_) => StatusCode::NOT_FOUND,
+                    S::Duplicate(_) => StatusCode::CONFLICT,
+                    S::ReadOnly => StatusCode::GONE,
+                    S::SizeCapExceeded { .. } | S::StorageFull(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                    S::ClientDisconnected(_) | S::UnknownStore(_) | S::BadLocation(_) => {
+                        StatusCode::BAD_REQUEST
+                    }
+                    S::PermissionDenied(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    S::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                }
+            }
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
@@ -76,6 +113,7 @@ impl Error {
                 R::Invalid(_) => StatusCode::BAD_REQUEST,
                 R::Forbidden(_) => StatusCode::FORBIDDEN,
                 R::Storage(_) | R::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                R::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
         }
     }
@@ -102,7 +140,8 @@ impl Error {
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=UTF-8"),
         );
-        if let Error::MethodNotAllowed { allow } = self {
+        if let Error::MethodNotAllowed { allow } | Error::MethodNotAllowedWith { allow, .. } = self
+        {
             resp.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allow));
         }

@@ -1,7 +1,9 @@
 //! The HTTP services: glue between the pure [`crate::http`] code and the [`crate::registry`].
 //! Every failure passes through [`error::Error`], the one error→status map.
 
+pub mod catalog;
 pub mod error;
+pub mod images;
 pub mod registry;
 
 use hyper::header::{HeaderValue, CONTENT_TYPE};

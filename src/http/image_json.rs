@@ -53,6 +53,80 @@ pub fn decode_registry_body(body: &[u8]) -> Result<RegistryRequest, Invalid> {
     })
 }
 
+/// Encodes a registry create or update request: only the fields `patch` sets, so that
+/// `decode_registry_body(encode_registry_body(p, s))` gives back `p` and `s`.
+pub fn encode_registry_body(patch: &ImagePatch, from_state: Option<Status>) -> Vec<u8> {
+    let mut image = Map::new();
+    let mut put = |key: &str, value: Value| {
+        image.insert(key.to_string(), value);
+    };
+    let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+    let p = patch;
+    if let Some(id) = p.id {
+        put("id", Value::String(id.to_string()));
+    }
+    if let Some(v) = &p.name {
+        put("name", text(v));
+    }
+    if let Some(s) = p.status {
+        put("status", Value::String(s.as_str().into()));
+    }
+    if let Some(v) = p.size {
+        put("size", v.into());
+    }
+    if let Some(v) = p.virtual_size {
+        put("virtual_size", v.map_or(Value::Null, Value::from));
+    }
+    for (key, field) in [
+        ("disk_format", &p.disk_format),
+        ("container_format", &p.container_format),
+        ("checksum", &p.checksum),
+        ("location", &p.location),
+        ("owner", &p.owner),
+    ] {
+        if let Some(v) = field {
+            put(key, text(v));
+        }
+    }
+    for (key, field) in [
+        ("is_public", p.is_public),
+        ("protected", p.protected),
+        ("deleted", p.deleted),
+    ] {
+        if let Some(v) = field {
+            put(key, Value::Bool(v));
+        }
+    }
+    for (key, field) in [("min_disk", p.min_disk), ("min_ram", p.min_ram)] {
+        if let Some(v) = field {
+            put(key, v.into());
+        }
+    }
+    for (key, field) in [("created_at", p.created_at), ("updated_at", p.updated_at)] {
+        if let Some(t) = field {
+            put(key, Value::String(t.to_string()));
+        }
+    }
+    if let Some(t) = p.deleted_at {
+        put(
+            "deleted_at",
+            t.map_or(Value::Null, |t| Value::String(t.to_string())),
+        );
+    }
+    if let Some(props) = &p.properties {
+        put(
+            "properties",
+            Value::Object(props.iter().map(|(k, v)| (k.clone(), text(v))).collect()),
+        );
+    }
+    let mut top = Map::new();
+    top.insert("image".into(), Value::Object(image));
+    if let Some(s) = from_state {
+        top.insert("from_state".into(), Value::String(s.as_str().into()));
+    }
+    serde_json::to_vec(&Value::Object(top)).unwrap_or_default()
+}
+
 fn decode_image_object(mut obj: Map<String, Value>) -> Result<ImagePatch, Invalid> {
     if obj.contains_key("is_public") && obj.contains_key("visibility") {
         return Err(Invalid(
@@ -263,6 +337,39 @@ mod tests {
         assert_eq!(p.properties.unwrap().len(), 2);
         assert_eq!(r.from_state, Some(Status::Saving));
         assert!(p.created_at.is_some());
+    }
+
+    #[test]
+    fn encode_then_decode_round_trips() {
+        let patch = ImagePatch {
+            id: Some(uuid::Uuid::new_v4()),
+            name: Some(None),
+            status: Some(Status::Saving),
+            size: Some(7),
+            virtual_size: Some(Some(9)),
+            disk_format: Some(Some("raw".into())),
+            checksum: Some(None),
+            location: Some(Some("file:///x".into())),
+            is_public: Some(true),
+            min_ram: Some(3),
+            created_at: Some(Timestamp::from_micros(1_000_000)),
+            deleted_at: Some(None),
+            properties: Some(
+                [
+                    ("a".to_string(), None),
+                    ("b".to_string(), Some("c".to_string())),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let decoded =
+            decode_registry_body(&encode_registry_body(&patch, Some(Status::Queued))).unwrap();
+        assert_eq!(decoded.patch, patch);
+        assert_eq!(decoded.from_state, Some(Status::Queued));
+        let empty =
+            decode_registry_body(&encode_registry_body(&ImagePatch::default(), None)).unwrap();
+        assert_eq!(empty.patch, ImagePatch::default());
     }
 
     #[test]

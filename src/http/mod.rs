@@ -3,5 +3,6 @@
 
 pub mod body;
 pub mod image_json;
+pub mod meta_headers;
 pub mod query;
 pub mod route;

@@ -76,6 +76,202 @@ pub fn match_registry_route<'a>(
     }
 }
 
+/// An Images API v1 resource and action (§5.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiRoute<'a> {
+    /// The versions document: `GET /versions` answers 200; an unversioned or unknown-version
+    /// path answers 300 (`multiple_choices`).
+    Versions {
+        /// Whether the answer is 300 Multiple Choices rather than 200.
+        multiple_choices: bool,
+    },
+    /// `GET /v1/images` or `GET /v1/`: brief list.
+    List,
+    /// `GET /v1/images/detail`.
+    Detail,
+    /// `POST /v1/images`.
+    Create,
+    /// `HEAD /v1/images/{id}`: metadata in headers.
+    Head(&'a str),
+    /// `GET /v1/images/{id}`: the data.
+    Download(&'a str),
+    /// `PUT /v1/images/{id}`.
+    Update(&'a str),
+    /// `DELETE /v1/images/{id}`.
+    Delete(&'a str),
+}
+
+/// Version ids that select the v1 API.
+const V1_IDS: &[&str] = &["v1", "v1.0", "v1.1"];
+
+/// Media type prefix that selects a version through `Accept` (§2.3 rule 2).
+const ACCEPT_PREFIX: &str = "application/vnd.openstack.images-";
+
+/// Matches an Images API request, negotiating the version as Queens does (§2.3): `/versions`,
+/// then an `Accept: application/vnd.openstack.images-v1` header (path kept as is), then a
+/// `/v1`, `/v1.0` or `/v1.1` prefix; anything else is the versions document with 300.
+pub fn match_api_route<'a>(
+    method: &Method,
+    path: &'a str,
+    accept: Option<&str>,
+) -> Result<ApiRoute<'a>, RouteError> {
+    use ApiRoute::*;
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    if first == "versions" {
+        return Ok(Versions {
+            multiple_choices: false,
+        });
+    }
+    let by_accept = accept
+        .and_then(|a| a.trim().strip_prefix(ACCEPT_PREFIX))
+        .is_some_and(|v| V1_IDS.contains(&v));
+    let resource = if by_accept {
+        path
+    } else if V1_IDS.contains(&first) {
+        &path[1 + first.len()..]
+    } else {
+        return Ok(Versions {
+            multiple_choices: true,
+        });
+    };
+    let allow = |allow| Err(RouteError::MethodNotAllowed { allow });
+    if resource.is_empty() || resource == "/" {
+        return if method == Method::GET {
+            Ok(List)
+        } else {
+            allow("GET")
+        };
+    }
+    let rest = resource
+        .strip_prefix("/images")
+        .ok_or(RouteError::NotFound)?;
+    if rest.is_empty() {
+        return match *method {
+            Method::GET => Ok(List),
+            Method::POST => Ok(Create),
+            _ => allow("GET, POST"),
+        };
+    }
+    let segment = rest.strip_prefix('/').ok_or(RouteError::NotFound)?;
+    // A `.` would be a format suffix (`detail.json`), which v1 does not serve (§14 #19).
+    if segment.is_empty() || segment.contains(['/', '.']) || segment.len() > MAX_ID_LEN {
+        return Err(RouteError::NotFound);
+    }
+    if segment == "detail" {
+        return match *method {
+            Method::GET => Ok(Detail),
+            Method::HEAD => allow("GET"),
+            _ => allow("GET, HEAD"),
+        };
+    }
+    match *method {
+        Method::HEAD => Ok(Head(segment)),
+        Method::GET => Ok(Download(segment)),
+        Method::PUT => Ok(Update(segment)),
+        Method::DELETE => Ok(Delete(segment)),
+        _ => allow("GET, HEAD, PUT, DELETE"),
+    }
+}
+
+#[cfg(test)]
+mod api_tests {
+    use super::*;
+    use ApiRoute::*;
+
+    fn m(
+        method: &str,
+        path: &'static str,
+        accept: Option<&str>,
+    ) -> Result<ApiRoute<'static>, RouteError> {
+        match_api_route(
+            &Method::from_bytes(method.as_bytes()).unwrap(),
+            path,
+            accept,
+        )
+    }
+
+    const MULTIPLE: Result<ApiRoute<'static>, RouteError> = Ok(Versions {
+        multiple_choices: true,
+    });
+
+    #[test]
+    fn negotiates_versions_like_queens() {
+        assert_eq!(
+            m("GET", "/versions", None),
+            Ok(Versions {
+                multiple_choices: false
+            })
+        );
+        for path in [
+            "/",
+            "/images",
+            "/v3/x",
+            "/v1.2/x",
+            "/V1/images",
+            "/v2/images",
+        ] {
+            assert_eq!(m("GET", path, None), MULTIPLE, "{path}");
+        }
+        assert_eq!(
+            m("POST", "/images", None),
+            MULTIPLE,
+            "the method does not matter"
+        );
+        for prefix in ["/v1", "/v1.0", "/v1.1"] {
+            let path: &'static str = Box::leak(format!("{prefix}/images").into_boxed_str());
+            assert_eq!(m("GET", path, None), Ok(List));
+        }
+        let accept = Some("application/vnd.openstack.images-v1");
+        assert_eq!(m("GET", "/images", accept), Ok(List));
+        assert_eq!(
+            m("GET", "/v1/images", accept),
+            Err(RouteError::NotFound),
+            "the path is kept"
+        );
+        assert_eq!(
+            m(
+                "GET",
+                "/images",
+                Some("application/vnd.openstack.images-v9")
+            ),
+            MULTIPLE
+        );
+    }
+
+    #[test]
+    fn matches_the_v1_route_table() {
+        assert_eq!(m("GET", "/v1/", None), Ok(List));
+        assert_eq!(m("GET", "/v1", None), Ok(List));
+        assert_eq!(m("POST", "/v1/images", None), Ok(Create));
+        assert_eq!(m("GET", "/v1/images/detail", None), Ok(Detail));
+        assert_eq!(m("HEAD", "/v1/images/x", None), Ok(Head("x")));
+        assert_eq!(m("GET", "/v1/images/x", None), Ok(Download("x")));
+        assert_eq!(m("PUT", "/v1/images/x", None), Ok(Update("x")));
+        assert_eq!(m("DELETE", "/v1/images/x", None), Ok(Delete("x")));
+    }
+
+    #[test]
+    fn wrong_methods_and_unknown_paths() {
+        let na = |allow| Err(RouteError::MethodNotAllowed { allow });
+        assert_eq!(m("PUT", "/v1/images", None), na("GET, POST"));
+        assert_eq!(m("HEAD", "/v1/images/detail", None), na("GET"));
+        assert_eq!(m("POST", "/v1/images/detail", None), na("GET, HEAD"));
+        assert_eq!(
+            m("POST", "/v1/images/x", None),
+            na("GET, HEAD, PUT, DELETE")
+        );
+        for path in [
+            "/v1/images/",
+            "/v1/images.json",
+            "/v1/images/detail.xxx",
+            "/v1/images/x/members",
+            "/v1/other",
+        ] {
+            assert_eq!(m("GET", path, None), Err(RouteError::NotFound), "{path}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

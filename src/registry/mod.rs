@@ -34,6 +34,8 @@ pub enum Error {
     Storage(sled::Error),
     /// A stored record could not be decoded.
     Corrupt(String),
+    /// A remote registry could not be reached or gave a malformed answer.
+    Unavailable(String),
 }
 
 impl fmt::Display for Error {
@@ -44,6 +46,7 @@ impl fmt::Display for Error {
             Error::Invalid(m) | Error::Forbidden(m) | Error::Conflict(m) => f.write_str(m),
             Error::Storage(e) => write!(f, "metadata storage failed: {e}"),
             Error::Corrupt(m) => write!(f, "stored record is corrupt: {m}"),
+            Error::Unavailable(m) => write!(f, "registry unavailable: {m}"),
         }
     }
 }

@@ -1,0 +1,72 @@
+//! Where the Images API finds image records: the registry in the same process (`glint serve`), or
+//! a remote registry over the Registry API (`glint api --registry-url`). Both answer with the
+//! same typed errors, so the handlers cannot tell them apart.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::client::registry::RegistryClient;
+use crate::model::{Image, Status};
+use crate::patch::ImagePatch;
+use crate::registry::{Error, ListQuery, Registry, UpdateOptions};
+
+/// The source of image records.
+pub enum Catalog {
+    /// The registry in this process: no HTTP hop.
+    Local(Arc<Registry>),
+    /// A registry reached over HTTP.
+    Remote(RegistryClient),
+}
+
+impl Catalog {
+    /// The image with this id, deleted or not.
+    pub async fn get(&self, id: &Uuid) -> Result<Image, Error> {
+        match self {
+            Catalog::Local(r) => r.get(id),
+            Catalog::Remote(c) => c.get(id).await,
+        }
+    }
+
+    /// Creates an image; an absent status becomes `default_status`.
+    pub async fn create(&self, patch: ImagePatch, default_status: Status) -> Result<Image, Error> {
+        match self {
+            Catalog::Local(r) => r.create(patch, default_status).await,
+            Catalog::Remote(c) => {
+                let mut patch = patch;
+                patch.status = patch.status.or(Some(default_status));
+                c.create(&patch).await
+            }
+        }
+    }
+
+    /// Updates an image (§9.4).
+    pub async fn update(
+        &self,
+        id: &Uuid,
+        patch: ImagePatch,
+        options: UpdateOptions,
+    ) -> Result<Image, Error> {
+        match self {
+            Catalog::Local(r) => r.update(id, patch, options).await,
+            Catalog::Remote(c) => c.update(id, &patch, options).await,
+        }
+    }
+
+    /// Soft-deletes an image.
+    pub async fn delete(&self, id: &Uuid) -> Result<Image, Error> {
+        match self {
+            Catalog::Local(r) => r.delete(id).await,
+            Catalog::Remote(c) => c.delete(id).await,
+        }
+    }
+
+    /// Lists images. `raw_query` is the request's query string, which a remote registry parses
+    /// itself (it has been validated into `query` already).
+    pub async fn list(&self, query: &ListQuery, raw_query: &str) -> Result<Vec<Image>, Error> {
+        match self {
+            Catalog::Local(r) => r.list(query),
+            Catalog::Remote(c) => c.list(raw_query).await,
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! The Images API v1 (spec §5): metadata in `x-image-meta-*` headers, image data streamed to and
+//! from the stores, the status lifecycle of §6 and the upload procedure of §5.5.1.
+
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST, LOCATION,
+    TRANSFER_ENCODING,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::catalog::Catalog;
+use super::{json_response, Error};
+use crate::http::body::{empty, Body};
+use crate::http::meta_headers::{decode_image_meta, encode_image_meta, truthy, MetaHeaders};
+use crate::http::query::QueryParams;
+use crate::http::route::{match_api_route, ApiRoute, RouteError};
+use crate::model::{parse_image_id, Image, PublicImage, Status};
+use crate::patch::ImagePatch;
+use crate::registry::{self, Limits, ListQuery, UpdateOptions};
+use crate::server::Handler;
+use crate::store::{self, DataSource, Location, Stores};
+
+/// Header that decides whether a PUT replaces (default) or upserts properties.
+const PURGE_PROPS_HEADER: &str = "x-glance-registry-purge-props";
+
+/// Settings of the Images API that come from configuration.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Paging defaults.
+    pub limits: Limits,
+    /// Largest image accepted, in bytes (`image_size_cap`).
+    pub size_cap: u64,
+    /// Most custom properties per image (`image_property_quota`); `None` means unlimited.
+    pub property_quota: Option<usize>,
+    /// Base URL for the versions document and `Location` headers (`public_endpoint`).
+    pub public_endpoint: Option<String>,
+}
+
+/// The Images API service.
+pub struct ImagesService {
+    /// Image records (in-process or remote registry).
+    catalog: Catalog,
+    /// Image data.
+    stores: Arc<Stores>,
+    /// Limits and quotas.
+    settings: ApiSettings,
+}
+
+impl Handler for ImagesService {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let resp = match self.route(req).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(),
+        };
+        crate::debug!("api {method} {uri} -> {}", resp.status().as_u16());
+        resp
+    }
+}
+
+impl ImagesService {
+    /// A service over `catalog` and `stores`.
+    pub fn new(catalog: Catalog, stores: Arc<Stores>, settings: ApiSettings) -> ImagesService {
+        ImagesService {
+            catalog,
+            stores,
+            settings,
+        }
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+        let path = req.uri().path().to_string();
+        let accept = req
+            .headers()
+            .get(ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let route = match match_api_route(req.method(), &path, accept.as_deref()) {
+            Ok(route) => route,
+            Err(RouteError::NotFound) => return Err(Error::NoSuchRoute),
+            Err(RouteError::MethodNotAllowed { allow })
+                if req.method() == Method::HEAD && allow == "GET" =>
+            {
+                return Err(Error::MethodNotAllowedWith {
+                    allow,
+                    message: "This operation is currently not permitted on Glance images details.",
+                })
+            }
+            Err(RouteError::MethodNotAllowed { allow }) => {
+                return Err(Error::MethodNotAllowed { allow })
+            }
+        };
+        match route {
+            ApiRoute::Versions { multiple_choices } => self.versions(&req, multiple_choices),
+            ApiRoute::List => self.list(&req, false).await,
+            ApiRoute::Detail => self.list(&req, true).await,
+            ApiRoute::Head(id) => self.head(id).await,
+            ApiRoute::Download(id) => self.download(id).await,
+            ApiRoute::Create => self.create(req).await,
+            ApiRoute::Update(id) => {
+                let id = id.to_string();
+                self.update(&id, req).await
+            }
+            ApiRoute::Delete(id) => self.delete(id).await,
+        }
+    }
+
+    fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(endpoint) = &self.settings.public_endpoint {
+            return endpoint.trim_end_matches('/').to_string();
+        }
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    }
+
+    fn versions(
+        &self,
+        req: &Request<Incoming>,
+        multiple_choices: bool,
+    ) -> Result<Response<Body>, Error> {
+        let href = format!("{}/v1/", self.base_url(req.headers()));
+        let doc = json!({"versions": [
+            {"id": "v1.1", "status": "DEPRECATED", "links": [{"rel": "self", "href": href}]},
+            {"id": "v1.0", "status": "DEPRECATED", "links": [{"rel": "self", "href": href}]},
+        ]});
+        let status = if multiple_choices {
+            StatusCode::MULTIPLE_CHOICES
+        } else {
+            StatusCode::OK
+        };
+        json_response(status, &doc)
+    }
+
+    async fn list(&self, req: &Request<Incoming>, detail: bool) -> Result<Response<Body>, Error> {
+        let raw = req.uri().query().unwrap_or("");
+        let params = QueryParams::parse(raw);
+        let query = ListQuery::from_params(params.iter(), self.settings.limits)
+            .map_err(|e| Error::BadRequest(e.0))?;
+        let images = self.catalog.list(&query, raw).await?;
+        #[derive(Serialize)]
+        struct ImagesBody<T> {
+            images: Vec<T>,
+        }
+        if detail {
+            let images: Vec<PublicImage<'_>> = images.iter().map(Image::public_view).collect();
+            json_response(StatusCode::OK, &ImagesBody { images })
+        } else {
+            let images: Vec<_> = images.iter().map(Image::brief).collect();
+            json_response(StatusCode::OK, &ImagesBody { images })
+        }
+    }
+
+    /// Loads an image by the id in a path; anything that is not a known id is 404.
+    async fn load(&self, segment: &str) -> Result<Image, Error> {
+        let not_found = || Error::NotFound(format!("Image with identifier {segment} not found"));
+        let id = parse_image_id(segment).ok_or_else(not_found)?;
+        match self.catalog.get(&id).await {
+            Err(registry::Error::NotFound(_)) => Err(not_found()),
+            other => Ok(other?),
+        }
+    }
+
+    async fn head(&self, segment: &str) -> Result<Response<Body>, Error> {
+        let image = self.load(segment).await?;
+        let mut resp = Response::new(empty());
+        encode_image_meta(&image, resp.headers_mut());
+        Ok(resp)
+    }
+
+    async fn download(&self, segment: &str) -> Result<Response<Body>, Error> {
+        let image = self.load(segment).await?;
+        if image.status != Status::Active || image.deleted {
+            return Err(Error::NotFound(format!("Image {} is not active", image.id)));
+        }
+        let (body, size) = if image.size == 0 {
+            (empty(), 0)
+        } else {
+            let uri = image
+                .location
+                .as_deref()
+                .ok_or_else(|| Error::NotFound(format!("Image {} has no data", image.id)))?;
+            let location = Location::parse(uri)?;
+            let data = self.stores.get(&location).await?;
+            (data.body, data.size.unwrap_or(image.size))
+        };
+        let mut resp = Response::new(body);
+        encode_image_meta(&image, resp.headers_mut());
+        let headers = resp.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
+        Ok(resp)
+    }
+
+    /// Decodes and checks the metadata headers (§5.5 steps 1–3, 5): codec, request values, the
+    /// declared size against the cap, and the property quota of the request alone.
+    fn decode_request(&self, headers: &HeaderMap) -> Result<MetaHeaders, Error> {
+        let mut meta = decode_image_meta(headers).map_err(|e| Error::BadRequest(e.0))?;
+        meta.validate().map_err(|e| Error::BadRequest(e.0))?;
+        let content_length = content_length(headers).filter(|n| *n > 0);
+        if let Some(declared) = content_length.or(meta.patch.size) {
+            if declared > self.settings.size_cap {
+                return Err(Error::BadRequest(format!(
+                    "Denying attempt to upload image larger than {} bytes.",
+                    self.settings.size_cap
+                )));
+            }
+        }
+        if let Some(store) = &meta.store {
+            self.stores
+                .check_name(store)
+                .map_err(|_| Error::BadRequest(format!("Required store {store} is invalid")))?;
+        }
+        Ok(meta)
+    }
+
+    fn check_property_quota(&self, count: usize) -> Result<(), Error> {
+        match self.settings.property_quota {
+            Some(max) if count > max => Err(Error::PayloadTooLarge(format!(
+                "The limit has been exceeded on the number of allowed image properties. Attempted: {count}, Maximum: {max}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// `POST /v1/images` (§5.5): every check that depends only on the request runs before the
+    /// record is created (§14 #12), so a refused request leaves nothing behind.
+    async fn create(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+        let mut meta = self.decode_request(req.headers())?;
+        let base = self.base_url(req.headers());
+        let with_body = has_body(req.headers());
+        self.check_property_quota(meta.patch.properties.as_ref().map_or(0, |p| p.len()))?;
+        check_external_source(&meta)?;
+        if with_body {
+            require_formats(&meta.patch, None)?;
+            check_content_type(req.headers())?;
+        }
+        let mut patch = std::mem::take(&mut meta.patch);
+        if let Some(id) = &meta.id {
+            patch.id = Some(parse_image_id(id).ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "Failed to reserve image. Got error: Invalid image id format: '{id}'"
+                ))
+            })?);
+        }
+        let status = if patch.size == Some(0) && !with_body {
+            Status::Active
+        } else {
+            Status::Queued
+        };
+        patch.status = Some(status);
+        let image = self
+            .catalog
+            .create(patch, status)
+            .await
+            .map_err(|e| match e {
+                registry::Error::Duplicate(id) => {
+                    Error::Conflict(format!("An image with identifier {id} already exists"))
+                }
+                registry::Error::Invalid(m) => {
+                    Error::BadRequest(format!("Failed to reserve image. Got error: {m}"))
+                }
+                other => other.into(),
+            })?;
+        let image = if with_body {
+            self.upload(image, meta.store.as_deref(), req.into_body())
+                .await?
+        } else {
+            image
+        };
+        let mut resp = image_response(StatusCode::CREATED, &image)?;
+        let location = format!("{base}/v1/images/{}", image.id);
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(LOCATION, v);
+        }
+        Ok(resp)
+    }
+
+    /// `PUT /v1/images/{id}` (§5.6): metadata update, and data upload to a queued image.
+    async fn update(&self, segment: &str, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+        let mut meta = self.decode_request(req.headers())?;
+        let image = self.load(segment).await?;
+        if image.deleted {
+            return Err(Error::Forbidden(
+                "Forbidden to update deleted image.".into(),
+            ));
+        }
+        if meta
+            .status
+            .as_deref()
+            .is_some_and(|s| s != image.status.as_str())
+        {
+            return Err(Error::Forbidden(
+                "Forbidden to modify 'status' of image.".into(),
+            ));
+        }
+        if meta
+            .id
+            .as_deref()
+            .is_some_and(|s| parse_image_id(s) != Some(image.id))
+        {
+            return Err(Error::Forbidden(
+                "Forbidden to modify 'id' of image.".into(),
+            ));
+        }
+        let with_body = has_body(req.headers());
+        let purge_props = !with_body
+            && req
+                .headers()
+                .get(PURGE_PROPS_HEADER)
+                .is_none_or(|v| truthy(&String::from_utf8_lossy(v.as_bytes())));
+        if with_body && image.status != Status::Queued {
+            return Err(Error::Conflict("Cannot upload to an unqueued image".into()));
+        }
+        check_external_source(&meta)?;
+        let new_props = meta.patch.properties.as_ref();
+        let count = if purge_props {
+            new_props.map_or(0, |p| p.len())
+        } else {
+            let mut keys: Vec<&String> = image.properties.keys().collect();
+            keys.extend(new_props.into_iter().flat_map(|p| p.keys()));
+            keys.sort();
+            keys.dedup();
+            keys.len()
+        };
+        self.check_property_quota(count)?;
+        if with_body {
+            require_formats(&meta.patch, Some(&image))?;
+            if let Err(e) = check_content_type(req.headers()) {
+                self.kill(&image.id, Status::Queued).await;
+                return Err(e);
+            }
+        }
+        let patch = std::mem::take(&mut meta.patch);
+        let options = UpdateOptions {
+            purge_props,
+            from_state: None,
+        };
+        let image = self
+            .catalog
+            .update(&image.id, patch, options)
+            .await
+            .map_err(|e| match e {
+                registry::Error::Invalid(m) => {
+                    Error::BadRequest(format!("Failed to update image metadata. Got error: {m}"))
+                }
+                registry::Error::NotFound(id) => {
+                    Error::NotFound(format!("Failed to find image to update: {id}"))
+                }
+                other => other.into(),
+            })?;
+        let image = if with_body {
+            self.upload(image, meta.store.as_deref(), req.into_body())
+                .await?
+        } else {
+            image
+        };
+        image_response(StatusCode::OK, &image)
+    }
+
+    /// The upload procedure (§5.5.1) for a queued image: `queued → saving`, stream into the store,
+    /// verify size and checksum, then `saving → active`. Any failure kills the image and removes
+    /// every byte written.
+    async fn upload(
+        &self,
+        image: Image,
+        store: Option<&str>,
+        body: Incoming,
+    ) -> Result<Image, Error> {
+        let id = image.id;
+        let saving = ImagePatch {
+            status: Some(Status::Saving),
+            ..Default::default()
+        };
+        let options = UpdateOptions {
+            purge_props: false,
+            from_state: Some(Status::Queued),
+        };
+        let image = match self.catalog.update(&id, saving, options).await {
+            Ok(image) => image,
+            Err(registry::Error::Conflict(_)) => {
+                return Err(Error::Conflict("Cannot upload to an unqueued image".into()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut source = RequestBody(body);
+        let stored = match self
+            .stores
+            .put(store, &id, &mut source, self.settings.size_cap)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.kill(&id, Status::Saving).await;
+                return Err(e.into());
+            }
+        };
+        let mismatch = if image.size != 0 && image.size != stored.size {
+            Some(("size", image.size.to_string(), stored.size.to_string()))
+        } else {
+            match &image.checksum {
+                Some(c) if *c != stored.checksum => {
+                    Some(("checksum", c.clone(), stored.checksum.clone()))
+                }
+                _ => None,
+            }
+        };
+        if let Some((attr, given, actual)) = mismatch {
+            self.discard(&stored.location).await;
+            self.kill(&id, Status::Saving).await;
+            return Err(Error::BadRequest(format!(
+                "Supplied {attr} ({given}) and {attr} generated from uploaded image ({actual}) did not match. Setting image status to 'killed'."
+            )));
+        }
+        let active = ImagePatch {
+            status: Some(Status::Active),
+            size: Some(stored.size),
+            checksum: Some(Some(stored.checksum.clone())),
+            location: Some(Some(stored.location.to_string())),
+            ..Default::default()
+        };
+        let options = UpdateOptions {
+            purge_props: false,
+            from_state: Some(Status::Saving),
+        };
+        match self.catalog.update(&id, active, options).await {
+            Ok(image) => Ok(image),
+            Err(
+                registry::Error::NotFound(_)
+                | registry::Error::Conflict(_)
+                | registry::Error::Forbidden(_),
+            ) => {
+                self.discard(&stored.location).await;
+                Err(Error::PreconditionFailed(format!(
+                    "Image {id} could not be found after upload. The image may have been deleted during the upload."
+                )))
+            }
+            Err(e) => {
+                self.discard(&stored.location).await;
+                self.kill(&id, Status::Saving).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Moves an image from `from` to `killed`; a failure here is logged, not returned, since the
+    /// caller is already answering with the original error.
+    async fn kill(&self, id: &Uuid, from: Status) {
+        let killed = ImagePatch {
+            status: Some(Status::Killed),
+            ..Default::default()
+        };
+        let options = UpdateOptions {
+            purge_props: false,
+            from_state: Some(from),
+        };
+        if let Err(e) = self.catalog.update(id, killed, options).await {
+            crate::warn!("could not mark image {id} killed: {e}");
+        }
+    }
+
+    async fn discard(&self, location: &Location) {
+        if let Err(e) = self.stores.delete(location).await {
+            crate::error!(
+                "could not remove data of a failed upload at {}: {e}",
+                location.scheme()
+            );
+        }
+    }
+
+    /// `DELETE /v1/images/{id}` (§5.7).
+    async fn delete(&self, segment: &str) -> Result<Response<Body>, Error> {
+        let image = self.load(segment).await?;
+        if image.protected {
+            return Err(Error::Forbidden("Image is protected".into()));
+        }
+        match image.status {
+            Status::PendingDelete => {
+                return Err(Error::Forbidden(
+                    "Forbidden to delete a pending_delete image.".into(),
+                ))
+            }
+            _ if image.deleted || image.status == Status::Deleted => {
+                return Err(Error::NotFound(format!("Image {} not found.", image.id)))
+            }
+            _ => {}
+        }
+        let deleted = self.catalog.delete(&image.id).await?;
+        if let Some(uri) = &deleted.location {
+            match Location::parse(uri) {
+                Ok(location) => self.discard(&location).await,
+                Err(e) => crate::warn!("image {} had an unreadable location: {e}", image.id),
+            }
+        }
+        Ok(Response::new(empty()))
+    }
+}
+
+/// The request body as a [`DataSource`] for the stores.
+struct RequestBody(Incoming);
+
+impl DataSource for RequestBody {
+    async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, store::Error> {
+        loop {
+            if self.0.is_end_stream() {
+                return Ok(None);
+            }
+            match self.0.frame().await {
+                None => return Ok(None),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+                Some(Err(e)) => return Err(store::Error::ClientDisconnected(e.to_string())),
+            }
+        }
+    }
+}
+
+fn image_response(status: StatusCode, image: &Image) -> Result<Response<Body>, Error> {
+    #[derive(Serialize)]
+    struct ImageBody<'a> {
+        image: PublicImage<'a>,
+    }
+    let mut resp = json_response(
+        status,
+        &ImageBody {
+            image: image.public_view(),
+        },
+    )?;
+    if let Some(checksum) = &image.checksum {
+        if let Ok(v) = HeaderValue::from_str(checksum) {
+            resp.headers_mut().insert(ETAG, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether the request carries image data (§5.5): any `Transfer-Encoding`, or a positive
+/// `Content-Length`.
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(TRANSFER_ENCODING) || content_length(headers).is_some_and(|n| n > 0)
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
+    let media_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if media_type.as_deref() == Some("application/octet-stream") {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(
+            "Content-Type must be application/octet-stream".into(),
+        ))
+    }
+}
+
+/// Data needs both formats, from the request or the record.
+fn require_formats(patch: &ImagePatch, record: Option<&Image>) -> Result<(), Error> {
+    let disk = match &patch.disk_format {
+        Some(v) => v.is_some(),
+        None => record.is_some_and(|r| r.disk_format.is_some()),
+    };
+    let container = match &patch.container_format {
+        Some(v) => v.is_some(),
+        None => record.is_some_and(|r| r.container_format.is_some()),
+    };
+    if !disk {
+        return Err(Error::BadRequest("Disk format is not specified.".into()));
+    }
+    if !container {
+        return Err(Error::BadRequest(
+            "Container format is not specified.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// External sources (`x-image-meta-location`, `x-glance-api-copy-from`) need a store that can
+/// read them; only the filesystem store is configured, and `file://` is never accepted from a
+/// client (§12.2), so any external source is refused with the reason.
+fn check_external_source(meta: &MetaHeaders) -> Result<(), Error> {
+    match [&meta.location, &meta.copy_from]
+        .into_iter()
+        .flatten()
+        .next()
+    {
+        None => Ok(()),
+        Some(source) if source.is_empty() => Err(Error::BadRequest(
+            "External source should not be empty".into(),
+        )),
+        Some(source) => Err(Error::BadRequest(format!(
+            "External sources are not supported: '{}'",
+            store::location::redact(source)
+        ))),
+    }
+}

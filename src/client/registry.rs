@@ -1,0 +1,193 @@
+//! A client of the Registry API (§9): what `glint api` uses to reach a remote registry. Answers
+//! are turned back into the registry's own typed errors.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::CONTENT_TYPE;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::http::image_json::encode_registry_body;
+use crate::model::Image;
+use crate::patch::ImagePatch;
+use crate::registry::{Error, UpdateOptions};
+
+/// Most bytes read from one registry answer (a page of 1000 detailed records fits easily).
+const MAX_RESPONSE: usize = 64 << 20;
+
+/// A Registry API client.
+#[derive(Clone)]
+pub struct RegistryClient {
+    /// `http://host:port`, without a trailing slash.
+    base: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+#[derive(Deserialize)]
+struct ImageBody {
+    image: Image,
+}
+
+#[derive(Deserialize)]
+struct ImagesBody {
+    images: Vec<Image>,
+}
+
+impl RegistryClient {
+    /// A client of the registry at `base_url` (e.g. `http://127.0.0.1:9191`).
+    pub fn new(base_url: &str) -> RegistryClient {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        RegistryClient {
+            base: base_url.trim_end_matches('/').to_string(),
+            http: Client::builder(TokioExecutor::new()).build(connector),
+        }
+    }
+
+    /// `GET /images/{id}`.
+    pub async fn get(&self, id: &Uuid) -> Result<Image, Error> {
+        let (status, body) = self
+            .call(Method::GET, &format!("/images/{id}"), None, false)
+            .await?;
+        decode_image(status, &body, |m| not_found_or(id, m))
+    }
+
+    /// `POST /images`.
+    pub async fn create(&self, patch: &ImagePatch) -> Result<Image, Error> {
+        let body = encode_registry_body(patch, None);
+        let (status, resp) = self
+            .call(Method::POST, "/images", Some(body), false)
+            .await?;
+        let id = patch.id;
+        decode_image(status, &resp, |m| match (status, id) {
+            (StatusCode::CONFLICT, Some(id)) => Error::Duplicate(id),
+            _ => Error::Invalid(m),
+        })
+    }
+
+    /// `PUT /images/{id}`, with `from_state` and the purge header as `options` says.
+    pub async fn update(
+        &self,
+        id: &Uuid,
+        patch: &ImagePatch,
+        options: UpdateOptions,
+    ) -> Result<Image, Error> {
+        let body = encode_registry_body(patch, options.from_state);
+        let path = format!("/images/{id}");
+        let (status, resp) = self
+            .call(Method::PUT, &path, Some(body), options.purge_props)
+            .await?;
+        decode_image(status, &resp, |m| not_found_or(id, m))
+    }
+
+    /// `DELETE /images/{id}`.
+    pub async fn delete(&self, id: &Uuid) -> Result<Image, Error> {
+        let (status, body) = self
+            .call(Method::DELETE, &format!("/images/{id}"), None, false)
+            .await?;
+        decode_image(status, &body, |m| not_found_or(id, m))
+    }
+
+    /// `GET /images/detail?<query>`.
+    pub async fn list(&self, query: &str) -> Result<Vec<Image>, Error> {
+        let path = if query.is_empty() {
+            "/images/detail".to_string()
+        } else {
+            format!("/images/detail?{query}")
+        };
+        let (status, body) = self.call(Method::GET, &path, None, false).await?;
+        if status != StatusCode::OK {
+            return Err(error_for(status, &body, Error::Invalid));
+        }
+        serde_json::from_slice::<ImagesBody>(&body)
+            .map(|b| b.images)
+            .map_err(|e| Error::Unavailable(format!("registry sent a malformed list: {e}")))
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        purge_props: bool,
+    ) -> Result<(StatusCode, Bytes), Error> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/json");
+        if purge_props {
+            req = req.header(crate::api::registry::PURGE_PROPS_HEADER, "true");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| Error::Unavailable(format!("cannot build registry request: {e}")))?;
+        let resp = self.http.request(req).await.map_err(|e| {
+            Error::Unavailable(format!("registry at {} unreachable: {e}", self.base))
+        })?;
+        let status = resp.status();
+        let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| Error::Unavailable(format!("reading the registry's answer failed: {e}")))?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+fn not_found_or(id: &Uuid, message: String) -> Error {
+    let _ = message;
+    Error::NotFound(*id)
+}
+
+/// The message of a glint error body (`<code> <Reason>\n\n<message>\n`), without the registry's
+/// own "Failed to ... Got error:" prefix (the API adds its own).
+fn message_of(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let message = text.split_once("\n\n").map_or(&*text, |(_, m)| m).trim();
+    for prefix in [
+        "Failed to add image metadata. Got error: ",
+        "Failed to update image metadata. Got error: ",
+    ] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return rest.to_string();
+        }
+    }
+    message.to_string()
+}
+
+fn error_for(status: StatusCode, body: &[u8], other_4xx: impl FnOnce(String) -> Error) -> Error {
+    let message = message_of(body);
+    match status {
+        StatusCode::BAD_REQUEST => Error::Invalid(message),
+        StatusCode::FORBIDDEN => Error::Forbidden(message),
+        StatusCode::CONFLICT | StatusCode::NOT_FOUND => other_4xx(message),
+        s => Error::Unavailable(format!("registry answered {s}: {message}")),
+    }
+}
+
+fn decode_image(
+    status: StatusCode,
+    body: &[u8],
+    on_404_409: impl FnOnce(String) -> Error,
+) -> Result<Image, Error> {
+    if status == StatusCode::OK {
+        return serde_json::from_slice::<ImageBody>(body)
+            .map(|b| b.image)
+            .map_err(|e| Error::Unavailable(format!("registry sent a malformed record: {e}")));
+    }
+    Err(match status {
+        StatusCode::CONFLICT => {
+            let message = message_of(body);
+            let conflict = Error::Conflict(message.clone());
+            match on_404_409(message) {
+                Error::Duplicate(id) => Error::Duplicate(id),
+                _ => conflict,
+            }
+        }
+        _ => error_for(status, body, on_404_409),
+    })
+}

@@ -1,0 +1,492 @@
+//! The header codec of the Images API (spec §4): `x-image-meta-*` and `x-image-meta-property-*`
+//! request headers into an [`ImagePatch`], and an [`Image`] into response headers. Pure: decoding
+//! any header map returns a value or a typed error, never a panic.
+
+use std::collections::BTreeMap;
+
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ETAG};
+
+use crate::model::{
+    Image, Invalid, CONTAINER_FORMATS, DISK_FORMATS, MAX_CHECKSUM_LEN, MAX_MIN_VALUE, MAX_NAME_LEN,
+};
+use crate::patch::ImagePatch;
+use crate::timestamp::Timestamp;
+
+/// Prefix of every metadata header.
+pub const META_PREFIX: &str = "x-image-meta-";
+/// Prefix of property headers.
+pub const PROPERTY_PREFIX: &str = "x-image-meta-property-";
+
+/// Core field names a request may send (§4.1 rule 5); anything else is `400 Bad header`.
+const ALLOWED_FIELDS: &[&str] = &[
+    "location",
+    "size",
+    "is_public",
+    "disk_format",
+    "container_format",
+    "name",
+    "status",
+    "copy_from",
+    "uri",
+    "checksum",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "min_ram",
+    "min_disk",
+    "owner",
+    "store",
+    "id",
+    "protected",
+    "deleted",
+    "virtual_size",
+];
+
+const AMAZON_FORMATS: &[&str] = &["aki", "ari", "ami"];
+
+/// Metadata decoded from request headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetaHeaders {
+    /// The fields to set: core fields and properties. `status`, `id` and `location` are not in
+    /// it (they have rules of their own), nor the timestamps and `deleted` (validated, ignored).
+    pub patch: ImagePatch,
+    /// `x-image-meta-id`, as sent.
+    pub id: Option<String>,
+    /// `x-image-meta-status`, as sent.
+    pub status: Option<String>,
+    /// `x-image-meta-location`, as sent (present even when empty).
+    pub location: Option<String>,
+    /// `x-image-meta-store`: which store takes the upload.
+    pub store: Option<String>,
+    /// `x-glance-api-copy-from`.
+    pub copy_from: Option<String>,
+}
+
+/// Reads header bytes as UTF-8, falling back to Latin-1 (§14 #31).
+fn header_text(v: &HeaderValue) -> String {
+    match std::str::from_utf8(v.as_bytes()) {
+        Ok(s) => s.trim().to_string(),
+        Err(_) => v
+            .as_bytes()
+            .iter()
+            .map(|&b| b as char)
+            .collect::<String>()
+            .trim()
+            .to_string(),
+    }
+}
+
+/// Decodes the metadata headers of a request (§4.1). Timestamps are checked but not kept.
+pub fn decode_image_meta(headers: &HeaderMap) -> Result<MetaHeaders, Invalid> {
+    let mut meta = MetaHeaders::default();
+    let mut properties = BTreeMap::new();
+    for (name, value) in headers {
+        let name = name.as_str(); // header names are already lower case
+        let text = header_text(value);
+        let nullable = || (!text.is_empty()).then(|| text.clone());
+        if let Some(key) = name.strip_prefix(PROPERTY_PREFIX) {
+            properties.insert(key.replace('-', "_"), nullable());
+            continue;
+        }
+        if name == "x-glance-api-copy-from" {
+            meta.copy_from = Some(text);
+            continue;
+        }
+        let Some(field) = name.strip_prefix(META_PREFIX) else {
+            continue;
+        };
+        let field = field.replace('-', "_");
+        let p = &mut meta.patch;
+        match field.as_str() {
+            "name" => p.name = Some(nullable()),
+            "disk_format" => p.disk_format = Some(nullable()),
+            "container_format" => p.container_format = Some(nullable()),
+            "checksum" => p.checksum = Some(nullable()),
+            "owner" => p.owner = Some(nullable()),
+            "size" => p.size = int_field(&field, &text)?,
+            "min_ram" => p.min_ram = Some(int_field(&field, &text)?.unwrap_or(0)),
+            "min_disk" => p.min_disk = Some(int_field(&field, &text)?.unwrap_or(0)),
+            "virtual_size" if text == "None" => p.virtual_size = Some(None),
+            "virtual_size" => p.virtual_size = Some(int_field(&field, &text)?),
+            "is_public" => p.is_public = Some(truthy(&text)),
+            "protected" => p.protected = Some(truthy(&text)),
+            "deleted" => {}
+            "created_at" | "updated_at" | "deleted_at" => {
+                if !text.is_empty() && !Timestamp::parse(&text).is_ok_and(|t| t.year() >= 1900) {
+                    return Err(Invalid(format!("Invalid time format for {field}.")));
+                }
+            }
+            "id" => meta.id = Some(text),
+            "status" => meta.status = Some(text),
+            "location" => meta.location = Some(text),
+            "store" => meta.store = Some(text),
+            "copy_from" | "uri" => {}
+            _ => {
+                debug_assert!(!ALLOWED_FIELDS.contains(&field.as_str()));
+                return Err(Invalid(format!("Bad header: {name}")));
+            }
+        }
+    }
+    if !properties.is_empty() {
+        meta.patch.properties = Some(properties);
+    }
+    Ok(meta)
+}
+
+impl MetaHeaders {
+    /// Checks the request's own values (§5.5 step 2, §7.1–7.2): formats, the aki/ari/ami rule
+    /// (filling in the other format when only one is given), name, checksum and ranges.
+    pub fn validate(&mut self) -> Result<(), Invalid> {
+        let p = &mut self.patch;
+        for (field, value, allowed) in [
+            ("disk format", &p.disk_format, DISK_FORMATS),
+            ("container format", &p.container_format, CONTAINER_FORMATS),
+        ] {
+            if let Some(v) = value {
+                let v = v.as_deref().unwrap_or("None");
+                if !allowed.contains(&v) {
+                    return Err(Invalid(format!(
+                        "Invalid {field} '{v}' for image. Allowed values: {}",
+                        allowed.join(", ")
+                    )));
+                }
+            }
+        }
+        fn amazon(f: &Option<Option<String>>) -> Option<String> {
+            f.clone()
+                .flatten()
+                .filter(|f| AMAZON_FORMATS.contains(&f.as_str()))
+        }
+        if let Some(fmt) = amazon(&p.disk_format).or(amazon(&p.container_format)) {
+            let fmt = Some(Some(fmt));
+            match (&p.disk_format, &p.container_format) {
+                (Some(d), Some(c)) if d != c => {
+                    return Err(Invalid(
+                        "Invalid mix of disk and container formats. When setting a disk or \
+                         container format to one of 'aki', 'ari', or 'ami', the container and \
+                         disk formats must match."
+                            .into(),
+                    ))
+                }
+                (None, _) => p.disk_format = fmt,
+                (_, None) => p.container_format = fmt,
+                _ => {}
+            }
+        }
+        if let Some(Some(name)) = &p.name {
+            let n = name.chars().count();
+            if n > MAX_NAME_LEN {
+                return Err(Invalid(format!("Image name too long: {n}")));
+            }
+        }
+        if let Some(Some(c)) = &p.checksum {
+            if c.chars().count() > MAX_CHECKSUM_LEN {
+                return Err(Invalid(format!(
+                    "Invalid checksum '{c}': can't exceed {MAX_CHECKSUM_LEN} characters"
+                )));
+            }
+        }
+        for (field, v) in [("min_disk", p.min_disk), ("min_ram", p.min_ram)] {
+            if v.is_some_and(|v| v > MAX_MIN_VALUE) {
+                return Err(Invalid(format!(
+                    "Invalid value for parameter '{field}': '{field}' value out of range, must not exceed {MAX_MIN_VALUE}."
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn int_field(field: &str, text: &str) -> Result<Option<u64>, Invalid> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<i128>() {
+        Ok(n) if n < 0 => Err(Invalid(format!(
+            "Invalid value '{text}' for parameter '{field}': Cannot be a negative value."
+        ))),
+        Ok(n) if n > i64::MAX as i128 => Err(Invalid(format!(
+            "Invalid value '{text}' for parameter '{field}': value out of range."
+        ))),
+        Ok(n) => Ok(Some(n as u64)),
+        Err(_) => Err(Invalid(format!(
+            "Invalid value '{text}' for parameter '{field}': Cannot convert image {field} '{text}' to an integer."
+        ))),
+    }
+}
+
+/// Glance's permissive boolean: `1 t true on y yes` (any case) are true, anything else false.
+pub fn truthy(text: &str) -> bool {
+    matches!(
+        text.trim().to_ascii_lowercase().as_str(),
+        "1" | "t" | "true" | "on" | "y" | "yes"
+    )
+}
+
+/// Writes `image` as response headers (§4.2): underscore names, `True`/`False`, nulls omitted,
+/// one header per property, never the location; plus `ETag` when there is a checksum.
+pub fn encode_image_meta(image: &Image, headers: &mut HeaderMap) {
+    let bool_text = |b: bool| if b { "True" } else { "False" };
+    let mut put = |field: &str, value: Option<String>| {
+        if let Some(v) = value {
+            if let Ok(name) = HeaderName::from_bytes(format!("{META_PREFIX}{field}").as_bytes()) {
+                headers.insert(name, header_value(&v));
+            }
+        }
+    };
+    put("id", Some(image.id.to_string()));
+    put("name", image.name.clone());
+    put("status", Some(image.status.to_string()));
+    put("size", Some(image.size.to_string()));
+    put("virtual_size", image.virtual_size.map(|v| v.to_string()));
+    put("disk_format", image.disk_format.clone());
+    put("container_format", image.container_format.clone());
+    put("checksum", image.checksum.clone());
+    put("is_public", Some(bool_text(image.is_public).into()));
+    put("protected", Some(bool_text(image.protected).into()));
+    put("deleted", Some(bool_text(image.deleted).into()));
+    put("min_ram", Some(image.min_ram.to_string()));
+    put("min_disk", Some(image.min_disk.to_string()));
+    put("owner", image.owner.clone());
+    put("created_at", Some(image.created_at.to_string()));
+    put("updated_at", Some(image.updated_at.to_string()));
+    put("deleted_at", image.deleted_at.map(|t| t.to_string()));
+    if !image.deleted {
+        for (key, value) in &image.properties {
+            let Some(value) = value else { continue };
+            let name = format!("{PROPERTY_PREFIX}{}", key.to_ascii_lowercase());
+            match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(name) => {
+                    headers.insert(name, header_value(value));
+                }
+                Err(_) => crate::debug!("property '{key}' cannot be a header name; not sent"),
+            }
+        }
+    }
+    if let Some(checksum) = &image.checksum {
+        headers.insert(ETAG, header_value(checksum));
+    }
+}
+
+/// A header value for `text`, as UTF-8 bytes; control characters become spaces.
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_bytes(text.as_bytes()).unwrap_or_else(|_| {
+        let cleaned: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        HeaderValue::from_bytes(cleaned.as_bytes()).unwrap_or(HeaderValue::from_static(""))
+    })
+}
+
+/// Decodes response headers back into an image's fields, as a client does (§4.4). Used by the
+/// client library and the round-trip tests.
+pub fn decode_response_meta(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            name.as_str()
+                .strip_prefix(META_PREFIX)
+                .map(|rest| (rest.to_string(), header_text(value)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+    use uuid::Uuid;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn decode(pairs: &[(&str, &str)]) -> Result<MetaHeaders, String> {
+        decode_image_meta(&headers(pairs)).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn decodes_core_fields_any_spelling() {
+        let m = decode(&[
+            ("X-Image-Meta-Disk-Format", "raw"),
+            ("x-image-meta-container_format", "bare"),
+            ("x-image-meta-name", "My Image"),
+            ("x-image-meta-size", "42"),
+            ("x-image-meta-is_public", "True"),
+            ("x-image-meta-protected", "garbage"),
+            ("x-image-meta-min-ram", "512"),
+            ("x-image-meta-virtual_size", "None"),
+            ("x-image-meta-checksum", ""),
+            ("x-image-meta-store", "file"),
+            ("x-image-meta-id", "abc"),
+            ("x-image-meta-status", "active"),
+            ("x-image-meta-created_at", "2016-05-10T21:41:41.000000"),
+            ("content-type", "application/octet-stream"),
+        ])
+        .unwrap();
+        let p = &m.patch;
+        assert_eq!(p.disk_format, Some(Some("raw".into())));
+        assert_eq!(p.container_format, Some(Some("bare".into())));
+        assert_eq!(p.name, Some(Some("My Image".into())));
+        assert_eq!(p.size, Some(42));
+        assert_eq!(p.is_public, Some(true));
+        assert_eq!(
+            p.protected,
+            Some(false),
+            "anything not truthy is false, never an error"
+        );
+        assert_eq!(p.min_ram, Some(512));
+        assert_eq!(p.virtual_size, Some(None));
+        assert_eq!(p.checksum, Some(None), "an empty value means null");
+        assert_eq!(
+            (m.store.as_deref(), m.id.as_deref(), m.status.as_deref()),
+            (Some("file"), Some("abc"), Some("active"))
+        );
+        assert_eq!(
+            p.created_at, None,
+            "client timestamps are validated, then ignored"
+        );
+    }
+
+    #[test]
+    fn decodes_properties_lowercased_with_underscores() {
+        let m = decode(&[
+            ("X-Image-Meta-Property-Foo-Bar", "x"),
+            ("x-image-meta-property-empty", ""),
+        ])
+        .unwrap();
+        let props = m.patch.properties.unwrap();
+        assert_eq!(props.get("foo_bar"), Some(&Some("x".to_string())));
+        assert_eq!(props.get("empty"), Some(&None));
+    }
+
+    #[test]
+    fn rejects_bad_headers_with_the_upstream_messages() {
+        for (pairs, want) in [
+            (vec![("x-image-meta-colour", "red")], "Bad header: x-image-meta-colour"),
+            (vec![("x-image-meta-size", "big")], "Invalid value 'big' for parameter 'size': Cannot convert image size 'big' to an integer."),
+            (vec![("x-image-meta-min_disk", "-1")], "Invalid value '-1' for parameter 'min_disk': Cannot be a negative value."),
+            (vec![("x-image-meta-updated_at", "soon")], "Invalid time format for updated_at."),
+        ] {
+            assert_eq!(decode(&pairs).unwrap_err(), want);
+        }
+    }
+
+    fn validate(pairs: &[(&str, &str)]) -> Result<MetaHeaders, String> {
+        let mut m = decode(pairs)?;
+        m.validate().map_err(|e| e.0)?;
+        Ok(m)
+    }
+
+    #[test]
+    fn validates_request_values() {
+        assert!(validate(&[("x-image-meta-disk_format", "floppy")])
+            .unwrap_err()
+            .starts_with("Invalid disk format 'floppy' for image."));
+        assert!(validate(&[("x-image-meta-container_format", "")])
+            .unwrap_err()
+            .starts_with("Invalid container format 'None' for image."));
+        assert!(validate(&[
+            ("x-image-meta-disk_format", "ami"),
+            ("x-image-meta-container_format", "bare")
+        ])
+        .unwrap_err()
+        .starts_with("Invalid mix of disk and container formats."));
+        let m = validate(&[("x-image-meta-disk_format", "aki")]).unwrap();
+        assert_eq!(
+            m.patch.container_format,
+            Some(Some("aki".into())),
+            "the other format is filled in"
+        );
+        assert_eq!(
+            validate(&[("x-image-meta-name", &"n".repeat(256))]).unwrap_err(),
+            "Image name too long: 256"
+        );
+        assert!(validate(&[("x-image-meta-checksum", &"a".repeat(33))])
+            .unwrap_err()
+            .contains("can't exceed 32 characters"));
+        assert!(validate(&[("x-image-meta-min_ram", "2147483648")])
+            .unwrap_err()
+            .contains("must not exceed 2147483647"));
+    }
+
+    #[test]
+    fn encodes_like_glance_queens() {
+        let mut img = Image::new(Uuid::nil(), Status::Active, Timestamp::from_micros(0));
+        img.name = Some("cirros".into());
+        img.checksum = Some("8a40c862b5735975d82605c1dd395796".into());
+        img.is_public = true;
+        img.location = Some("file:///secret/place".into());
+        img.properties
+            .insert("Distro".into(), Some("Ubuntu".into()));
+        img.properties.insert("nothing".into(), None);
+        let mut h = HeaderMap::new();
+        encode_image_meta(&img, &mut h);
+        assert_eq!(h["x-image-meta-is_public"], "True");
+        assert_eq!(h["x-image-meta-protected"], "False");
+        assert!(
+            h.get("x-image-meta-disk_format").is_none(),
+            "nulls are omitted"
+        );
+        assert!(
+            h.get("x-image-meta-location").is_none(),
+            "never the location"
+        );
+        assert_eq!(h["x-image-meta-property-distro"], "Ubuntu");
+        assert!(h.get("x-image-meta-property-nothing").is_none());
+        assert_eq!(h[ETAG], "8a40c862b5735975d82605c1dd395796");
+        assert_eq!(h["x-image-meta-created_at"], "1970-01-01T00:00:00.000000");
+        let names: Vec<_> = h.keys().map(|k| k.as_str().to_string()).collect();
+        for want in [
+            "id",
+            "name",
+            "status",
+            "size",
+            "checksum",
+            "is_public",
+            "protected",
+            "deleted",
+            "min_ram",
+            "min_disk",
+            "created_at",
+            "updated_at",
+        ] {
+            assert!(
+                names.contains(&format!("x-image-meta-{want}")),
+                "{want} missing from {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn encode_then_decode_round_trips_the_mutable_fields() {
+        let mut img = Image::new(Uuid::new_v4(), Status::Queued, Timestamp::now());
+        img.name = Some("ünïcode name".into());
+        img.disk_format = Some("qcow2".into());
+        img.container_format = Some("bare".into());
+        img.size = 99;
+        img.min_disk = 3;
+        img.owner = Some("tenant".into());
+        img.properties
+            .insert("os_type".into(), Some("linux".into()));
+        let mut h = HeaderMap::new();
+        encode_image_meta(&img, &mut h);
+        h.remove(ETAG);
+        for field in ["id", "status", "created_at", "updated_at", "deleted"] {
+            h.remove(format!("x-image-meta-{field}").as_str());
+        }
+        let m = decode_image_meta(&h).unwrap();
+        let mut back = Image::new(img.id, img.status, img.created_at);
+        back.updated_at = img.updated_at;
+        m.patch.apply_mutable(&mut back, true);
+        assert_eq!(back, img);
+    }
+}

@@ -1,0 +1,186 @@
+//! The filesystem store: one file per image, `<dir>/<id>`. Uploads go to a temporary name in the
+//! same directory, are fsynced, then renamed into place (and the directory fsynced), so a file
+//! under its final name is always complete and durable. A failed upload removes its temporary file.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::Frame;
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use uuid::Uuid;
+
+use super::{DataSource, Error, Location, Metered, Retrieved};
+use crate::http::body::BoxError;
+
+/// Bytes gathered before each write to disk: big writes keep the upload near disk speed.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// Bytes per chunk when streaming a file out.
+const READ_CHUNK: usize = 256 << 10;
+
+/// Suffix of files that are still being written.
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// A directory of image files.
+pub struct Filesystem {
+    /// Where the image files live (`filesystem_store_datadir`), absolute.
+    dir: PathBuf,
+}
+
+impl Filesystem {
+    /// A store in `dir` (created if missing). Leftover partial files of uploads that a crash
+    /// interrupted are removed.
+    pub fn open(dir: &Path) -> Result<Filesystem, Error> {
+        std::fs::create_dir_all(dir)?;
+        let dir = std::fs::canonicalize(dir)?;
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.to_string_lossy().ends_with(PARTIAL_SUFFIX) {
+                crate::warn!("removing partial upload {}", path.display());
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(Filesystem { dir })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Streams `source` into `<dir>/<id>` and returns its location.
+    pub(super) async fn put<S: DataSource>(
+        &self,
+        id: &Uuid,
+        source: &mut Metered<'_, S>,
+    ) -> Result<Location, Error> {
+        let path = self.dir.join(id.to_string());
+        if tokio::fs::try_exists(&path).await? {
+            return Err(Error::Duplicate(id.to_string()));
+        }
+        let partial = self
+            .dir
+            .join(format!(".{id}.{}{PARTIAL_SUFFIX}", Uuid::new_v4().simple()));
+        match self.write_partial(&partial, &path, source).await {
+            Ok(()) => {}
+            Err(e) => {
+                if let Err(rm) = tokio::fs::remove_file(&partial).await {
+                    if rm.kind() != std::io::ErrorKind::NotFound {
+                        crate::error!("cannot remove partial upload {}: {rm}", partial.display());
+                    }
+                }
+                return Err(e);
+            }
+        }
+        Ok(Location::File(path))
+    }
+
+    async fn write_partial<S: DataSource>(
+        &self,
+        partial: &Path,
+        path: &Path,
+        source: &mut Metered<'_, S>,
+    ) -> Result<(), Error> {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(partial)
+            .await?;
+        let mut pending = BytesMut::with_capacity(WRITE_CHUNK);
+        while let Some(chunk) = source.next_chunk().await? {
+            pending.extend_from_slice(&chunk);
+            if pending.len() >= WRITE_CHUNK {
+                file.write_all(&pending).await?;
+                pending.clear();
+            }
+        }
+        file.write_all(&pending).await?;
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+        if tokio::fs::try_exists(path).await? {
+            return Err(Error::Duplicate(path.display().to_string()));
+        }
+        tokio::fs::rename(partial, path).await?;
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        Ok(())
+    }
+
+    pub(super) async fn get(&self, path: &Path) -> Result<Retrieved, Error> {
+        let file = match tokio::fs::File::open(path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(path.display().to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let size = file.metadata().await?.len();
+        let body = FileBody {
+            file,
+            remaining: size,
+        };
+        Ok(Retrieved {
+            body: http_body_util::BodyExt::boxed(body),
+            size: Some(size),
+        })
+    }
+
+    pub(super) async fn delete(&self, path: &Path) -> Result<(), Error> {
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::NotFound(path.display().to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A response body that streams a file in [`READ_CHUNK`] pieces.
+struct FileBody {
+    file: tokio::fs::File,
+    remaining: u64,
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let want = READ_CHUNK.min(self.remaining as usize);
+        let mut buf = vec![0u8; want];
+        let mut read_buf = ReadBuf::new(&mut buf);
+        match Pin::new(&mut self.file).poll_read(cx, &mut read_buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Ok(())) => {
+                let n = read_buf.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Some(Err("image file is shorter than its size".into())));
+                }
+                buf.truncate(n);
+                self.remaining -= n as u64;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining)
+    }
+}

@@ -1,0 +1,241 @@
+//! Image data stores (Glance's "store"): where the bytes of an image live. One interface for every
+//! backend; the backend that reads or deletes an image is chosen by the scheme of its location
+//! URI, the one that takes an upload by name. Data always moves as a stream: size and MD5 are
+//! computed on the way through, and nothing is ever held whole in memory.
+
+pub mod filesystem;
+pub mod location;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use uuid::Uuid;
+
+use crate::http::body::Body;
+pub use filesystem::Filesystem;
+pub use location::Location;
+
+/// Why a store operation failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The store has no data at this location.
+    NotFound(String),
+    /// The store already holds data for this image.
+    Duplicate(String),
+    /// The store cannot take uploads (the http store).
+    ReadOnly,
+    /// The upload went past `image_size_cap`.
+    SizeCapExceeded {
+        /// The cap in bytes.
+        cap: u64,
+    },
+    /// The client's request body failed before its end.
+    ClientDisconnected(String),
+    /// The storage medium is full.
+    StorageFull(String),
+    /// The store may not write where it was told to.
+    PermissionDenied(String),
+    /// No store handles this location scheme or store name.
+    UnknownStore(String),
+    /// A location URI that cannot be parsed.
+    BadLocation(String),
+    /// Any other I/O failure.
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound(what) => write!(f, "image data not found: {what}"),
+            Error::Duplicate(what) => write!(f, "Attempt to upload duplicate image: {what}"),
+            Error::ReadOnly => {
+                f.write_str("Error in store configuration. Adding images to store is disabled.")
+            }
+            Error::SizeCapExceeded { cap } => {
+                write!(
+                    f,
+                    "Denying attempt to upload image larger than {cap} bytes."
+                )
+            }
+            Error::ClientDisconnected(why) => write!(
+                f,
+                "Client disconnected before sending all data to backend ({why})"
+            ),
+            Error::StorageFull(why) => write!(f, "Image storage media is full: {why}"),
+            Error::PermissionDenied(why) => {
+                write!(f, "Insufficient permissions on image storage media: {why}")
+            }
+            Error::UnknownStore(s) => write!(f, "Store for scheme {s} not found"),
+            Error::BadLocation(l) => write!(f, "Invalid location {l}"),
+            Error::Io(e) => write!(f, "store I/O failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(28) | Some(27) => Error::StorageFull(e.to_string()), // ENOSPC, EFBIG
+            Some(13) => Error::PermissionDenied(e.to_string()),       // EACCES
+            _ => Error::Io(e),
+        }
+    }
+}
+
+/// A stream of upload bytes: the request body, or any other source.
+pub trait DataSource: Send {
+    /// The next chunk, `None` at the end. An error means the source broke off.
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, Error>> + Send;
+}
+
+/// Counts bytes, computes the MD5 and enforces the size cap over a [`DataSource`], so that every
+/// store gets these guarantees without implementing them.
+pub struct Metered<'a, S> {
+    source: &'a mut S,
+    md5: Md5,
+    size: u64,
+    cap: u64,
+}
+
+impl<'a, S: DataSource> Metered<'a, S> {
+    /// Wraps `source`; more than `cap` bytes is an error.
+    pub fn new(source: &'a mut S, cap: u64) -> Self {
+        Metered {
+            source,
+            md5: Md5::new(),
+            size: 0,
+            cap,
+        }
+    }
+
+    /// The next chunk, counted and hashed.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        let chunk = self.source.next_chunk().await?;
+        if let Some(data) = &chunk {
+            self.size += data.len() as u64;
+            if self.size > self.cap {
+                return Err(Error::SizeCapExceeded { cap: self.cap });
+            }
+            self.md5.update(data);
+        }
+        Ok(chunk)
+    }
+
+    /// Bytes seen so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The lower-case hex MD5 of everything read.
+    pub fn finish(self) -> String {
+        self.md5
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// What a store wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Where the data now lives.
+    pub location: Location,
+    /// Bytes written.
+    pub size: u64,
+    /// Lower-case hex MD5 of the bytes.
+    pub checksum: String,
+}
+
+/// Image data read back from a store.
+pub struct Retrieved {
+    /// The bytes, as a response body stream.
+    pub body: Body,
+    /// The size the store reports, when it knows.
+    pub size: Option<u64>,
+}
+
+/// Names by which `x-image-meta-store` and `default_store` pick a store.
+pub const STORE_NAMES: &[&str] = &["file", "filesystem"];
+
+/// Every configured store; picks one by name (uploads) or by location (reads, deletes).
+pub struct Stores {
+    /// The filesystem store (always configured).
+    pub filesystem: Filesystem,
+    /// The store that takes uploads without `x-image-meta-store`.
+    default_store: String,
+}
+
+impl Stores {
+    /// The stores, with uploads going to `default_store` unless a request names another.
+    pub fn new(filesystem: Filesystem, default_store: &str) -> Result<Stores, Error> {
+        let stores = Stores {
+            filesystem,
+            default_store: default_store.to_string(),
+        };
+        stores.check_name(default_store)?;
+        Ok(stores)
+    }
+
+    /// Fails unless `name` names a configured store.
+    pub fn check_name(&self, name: &str) -> Result<(), Error> {
+        if STORE_NAMES.contains(&name) {
+            Ok(())
+        } else {
+            Err(Error::UnknownStore(name.to_string()))
+        }
+    }
+
+    /// Streams `source` into the store named `store` (or the default) as the data of `id`.
+    /// On any failure every byte written is removed before the error is returned.
+    pub async fn put<S: DataSource>(
+        &self,
+        store: Option<&str>,
+        id: &Uuid,
+        source: &mut S,
+        size_cap: u64,
+    ) -> Result<Stored, Error> {
+        let name = store.unwrap_or(&self.default_store);
+        self.check_name(name)?;
+        let mut metered = Metered::new(source, size_cap);
+        let location = self.filesystem.put(id, &mut metered).await?;
+        Ok(Stored {
+            location,
+            size: metered.size(),
+            checksum: metered.finish(),
+        })
+    }
+
+    /// Opens the data at `location` for reading.
+    pub async fn get(&self, location: &Location) -> Result<Retrieved, Error> {
+        match location {
+            Location::File(path) => self.filesystem.get(path).await,
+        }
+    }
+
+    /// Removes the data at `location`. Data that is already gone is not an error.
+    pub async fn delete(&self, location: &Location) -> Result<(), Error> {
+        let result = match location {
+            Location::File(path) => self.filesystem.delete(path).await,
+        };
+        match result {
+            Err(Error::NotFound(what)) => {
+                crate::warn!("data to delete was already gone: {what}");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
