@@ -279,17 +279,118 @@ fn header_value(text: &str) -> HeaderValue {
     })
 }
 
-/// Decodes response headers back into an image's fields, as a client does (§4.4). Used by the
-/// client library and the round-trip tests.
-pub fn decode_response_meta(headers: &HeaderMap) -> BTreeMap<String, String> {
-    headers
-        .iter()
-        .filter_map(|(name, value)| {
-            name.as_str()
-                .strip_prefix(META_PREFIX)
-                .map(|rest| (rest.to_string(), header_text(value)))
-        })
-        .collect()
+/// Writes the fields a patch sets as request headers, as the Images API reads them (§4.1): the
+/// client half of the codec, so that `decode_image_meta(encode_patch_headers(p)) == p` for the
+/// fields a client may send.
+pub fn encode_patch_headers(patch: &ImagePatch, headers: &mut HeaderMap) {
+    let mut put = |name: String, value: Option<String>| {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            headers.insert(name, header_value(value.as_deref().unwrap_or("")));
+        }
+    };
+    let field = |f: &str| format!("{META_PREFIX}{f}");
+    let bool_text = |b: bool| Some(if b { "True" } else { "False" }.to_string());
+    if let Some(id) = patch.id {
+        put(field("id"), Some(id.to_string()));
+    }
+    for (name, value) in [
+        ("name", &patch.name),
+        ("disk_format", &patch.disk_format),
+        ("container_format", &patch.container_format),
+        ("checksum", &patch.checksum),
+        ("owner", &patch.owner),
+        ("location", &patch.location),
+    ] {
+        if let Some(v) = value {
+            put(field(name), v.clone());
+        }
+    }
+    for (name, value) in [
+        ("size", patch.size),
+        ("min_ram", patch.min_ram),
+        ("min_disk", patch.min_disk),
+    ] {
+        if let Some(v) = value {
+            put(field(name), Some(v.to_string()));
+        }
+    }
+    if let Some(v) = patch.virtual_size {
+        put(
+            field("virtual_size"),
+            Some(v.map_or("None".to_string(), |v| v.to_string())),
+        );
+    }
+    if let Some(v) = patch.is_public {
+        put(field("is_public"), bool_text(v));
+    }
+    if let Some(v) = patch.protected {
+        put(field("protected"), bool_text(v));
+    }
+    for (key, value) in patch.properties.iter().flatten() {
+        put(
+            format!("{PROPERTY_PREFIX}{}", key.to_ascii_lowercase()),
+            value.clone(),
+        );
+    }
+}
+
+/// Reads an image back from response headers (HEAD or GET), as a client does (§4.4).
+pub fn decode_response_image(headers: &HeaderMap) -> Result<Image, Invalid> {
+    let text = |f: &str| {
+        headers
+            .get(format!("{META_PREFIX}{f}").as_str())
+            .map(header_text)
+    };
+    let opt = |f: &str| text(f).filter(|v| !v.is_empty());
+    let int = |f: &str| -> Result<u64, Invalid> {
+        match opt(f) {
+            None => Ok(0),
+            Some(v) => v
+                .parse()
+                .map_err(|_| Invalid(format!("server sent a bad {f}: '{v}'"))),
+        }
+    };
+    let time = |f: &str| -> Result<Option<Timestamp>, Invalid> {
+        opt(f)
+            .map(|v| {
+                Timestamp::parse(&v).map_err(|_| Invalid(format!("server sent a bad {f}: '{v}'")))
+            })
+            .transpose()
+    };
+    let id = opt("id").ok_or_else(|| Invalid("server sent no x-image-meta-id".into()))?;
+    let id = crate::model::parse_image_id(&id)
+        .ok_or_else(|| Invalid(format!("server sent a bad id: '{id}'")))?;
+    let status = opt("status").unwrap_or_default();
+    let status = crate::model::Status::parse(&status)
+        .ok_or_else(|| Invalid(format!("server sent a bad status: '{status}'")))?;
+    let created_at = time("created_at")?.unwrap_or(Timestamp::from_micros(0));
+    let mut image = Image::new(id, status, created_at);
+    image.updated_at = time("updated_at")?.unwrap_or(created_at);
+    image.deleted_at = time("deleted_at")?;
+    image.name = opt("name");
+    image.disk_format = opt("disk_format");
+    image.container_format = opt("container_format");
+    image.checksum = opt("checksum");
+    image.owner = opt("owner");
+    image.size = int("size")?;
+    image.min_ram = int("min_ram")?;
+    image.min_disk = int("min_disk")?;
+    image.virtual_size = opt("virtual_size")
+        .filter(|v| v != "None")
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|_| Invalid("server sent a bad virtual_size".into()))?;
+    image.is_public = text("is_public").is_some_and(|v| truthy(&v));
+    image.protected = text("protected").is_some_and(|v| truthy(&v));
+    image.deleted = text("deleted").is_some_and(|v| truthy(&v));
+    for (name, value) in headers {
+        if let Some(key) = name.as_str().strip_prefix(PROPERTY_PREFIX) {
+            image
+                .properties
+                .insert(key.to_string(), Some(header_text(value)));
+        }
+    }
+    Ok(image)
 }
 
 #[cfg(test)]
@@ -464,6 +565,57 @@ mod tests {
                 "{want} missing from {names:?}"
             );
         }
+    }
+
+    #[test]
+    fn client_encoding_is_what_the_server_decodes() {
+        let patch = ImagePatch {
+            id: Some(Uuid::new_v4()),
+            name: Some(Some("n ü".into())),
+            disk_format: Some(Some("raw".into())),
+            container_format: Some(None),
+            size: Some(5),
+            min_ram: Some(1),
+            virtual_size: Some(None),
+            is_public: Some(true),
+            protected: Some(false),
+            owner: Some(Some("me".into())),
+            properties: Some(
+                [
+                    ("os".to_string(), Some("linux".to_string())),
+                    ("gone".to_string(), None),
+                ]
+                .into(),
+            ),
+            ..Default::default()
+        };
+        let mut h = HeaderMap::new();
+        encode_patch_headers(&patch, &mut h);
+        let m = decode_image_meta(&h).unwrap();
+        assert_eq!(m.id, Some(patch.id.unwrap().to_string()));
+        let mut expected = patch.clone();
+        expected.id = None;
+        assert_eq!(m.patch, expected);
+    }
+
+    #[test]
+    fn server_encoding_is_what_the_client_decodes() {
+        let mut img = Image::new(
+            Uuid::new_v4(),
+            Status::Active,
+            Timestamp::from_micros(1_500_000),
+        );
+        img.updated_at = Timestamp::from_micros(2_000_000);
+        img.name = Some("x".into());
+        img.size = 77;
+        img.virtual_size = Some(80);
+        img.checksum = Some("abc".into());
+        img.is_public = true;
+        img.min_disk = 4;
+        img.properties.insert("k".into(), Some("v".into()));
+        let mut h = HeaderMap::new();
+        encode_image_meta(&img, &mut h);
+        assert_eq!(decode_response_image(&h).unwrap(), img);
     }
 
     #[test]

@@ -1,7 +1,5 @@
-//! The `glint` command line: argument parsing and the server commands. Exit codes: 0 success,
-//! 1 a runtime failure, 2 a usage error.
+//! The server commands: `serve`, `api` and `registry`.
 
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use super::UsageError;
 use crate::api::catalog::Catalog;
 use crate::api::images::{ApiSettings, ImagesService};
 use crate::api::registry::RegistryService;
@@ -19,16 +18,12 @@ use crate::patch::ImagePatch;
 use crate::registry::{ListQuery, Registry, UpdateOptions};
 use crate::store::{Filesystem, Stores};
 
-const USAGE: &str = "\
-glint: an OpenStack Glance v1 compatible image service
-
-Usage: glint <command> [options]
-
-Commands:
+/// Usage of the server commands.
+pub const USAGE: &str = "\
+Server commands:
   serve      run the whole image service in one process: the Images API and the registry
   api        run the Images API alone, over a remote registry (--registry-url)
   registry   run the Registry API alone
-  help       show this text
 
 Options (serve, api, registry):
   --bind-host ADDR      address to listen on (default 0.0.0.0)
@@ -36,13 +31,13 @@ Options (serve, api, registry):
   --registry-port PORT  Registry API port (serve, registry; default 9191)
   --registry-url URL    where `api` finds the registry (default http://127.0.0.1:9191)
   --data-dir DIR        where all state lives (default ./glint-data)
-  --config-file FILE    a Glance-style INI file ([DEFAULT], [app:glance-registry], ...)
+  --config-file FILE    a Glance-style INI file ([DEFAULT], [app:glance-api], ...)
   -v, --verbose         log life-cycle events
   -d, --debug           log every request
 
 Every option can also be set in the config file by its Glance name (bind_host, registry_port,
-limit_param_default, api_limit_max, ...) or as GLINT_<NAME> in the environment; flags win over
-the environment, which wins over the file.
+image_size_cap, filesystem_store_datadir, ...) or as GLINT_<NAME> in the environment; flags win
+over the environment, which wins over the file.
 
 Examples:
   glint serve --data-dir /var/lib/glint
@@ -50,89 +45,34 @@ Examples:
   glint api --registry-url http://10.0.0.5:9191 --api-port 9292
 ";
 
-/// A usage error: printed with a hint, exit code 2.
-#[derive(Debug)]
-struct UsageError(String);
-
-/// A parsed command line.
-#[derive(Debug)]
-enum Command {
-    Help,
-    Version,
-    Serve(App, RawConfig),
-}
-
-/// Runs the command line `args` (including the program name) and returns the exit code.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let command = match parse_args(args) {
-        Ok(c) => c,
-        Err(UsageError(msg)) => {
-            eprintln!("glint: {msg}\nRun 'glint help' for usage.");
-            return ExitCode::from(2);
-        }
-    };
-    match command {
-        Command::Help => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Command::Version => {
-            println!("glint {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Command::Serve(app, raw) => {
-            let config = match Config::resolve(&raw) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("glint: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            crate::log::set_max_level(config.log_level);
-            for w in &raw.warnings {
-                crate::warn!("{w}");
-            }
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("glint: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(run_servers(app, config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("glint: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+/// Runs a server command with its arguments.
+pub fn run(app: App, args: &[String]) -> Result<ExitCode, UsageError> {
+    let raw = parse_args(app, args)?;
+    let config = Config::resolve(&raw).map_err(|e| UsageError(e.0))?;
+    crate::log::set_max_level(config.log_level);
+    for w in &raw.warnings {
+        crate::warn!("{w}");
     }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("glint: cannot start the async runtime: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    Ok(match runtime.block_on(run_servers(app, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("glint: {e}");
+            ExitCode::FAILURE
+        }
+    })
 }
 
-fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageError> {
-    let args: Vec<String> = args
-        .into_iter()
-        .skip(1)
-        .map(|a| {
-            a.into_string()
-                .map_err(|a| UsageError(format!("argument is not UTF-8: {a:?}")))
-        })
-        .collect::<Result<_, _>>()?;
-    let Some((command, rest)) = args.split_first() else {
-        return Err(UsageError("no command given".into()));
-    };
-    let app = match command.as_str() {
-        "help" | "--help" | "-h" => return Ok(Command::Help),
-        "--version" | "version" => return Ok(Command::Version),
-        "serve" => App::Serve,
-        "registry" => App::Registry,
-        "api" => App::Api,
-        other => return Err(UsageError(format!("unknown command '{other}'"))),
-    };
+fn parse_args(app: App, rest: &[String]) -> Result<RawConfig, UsageError> {
     let mut flags = RawConfig::default();
     let mut config_file: Option<PathBuf> = None;
     let mut it = rest.iter();
@@ -148,7 +88,6 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
                 .ok_or_else(|| UsageError(format!("{name} needs a value")))
         };
         match name {
-            "-h" | "--help" => return Ok(Command::Help),
             "-v" | "--verbose" => flags.set_flag("verbose", "true"),
             "-d" | "--debug" => flags.set_flag("debug", "true"),
             "--bind-host" => flags.set_flag("bind_host", &value(name)?),
@@ -157,11 +96,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
             "--registry-url" if app == App::Api => flags.set_flag("registry_url", &value(name)?),
             "--data-dir" => flags.set_flag("data_dir", &value(name)?),
             "--config-file" => config_file = Some(PathBuf::from(value(name)?)),
-            other => {
-                return Err(UsageError(format!(
-                    "unknown option '{other}' for '{command}'"
-                )))
-            }
+            other => return Err(UsageError(format!("unknown option '{other}'"))),
         }
     }
     let mut raw = RawConfig::default();
@@ -172,7 +107,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Usage
     for (option, setting) in flags.settings() {
         raw.set_flag(option, setting);
     }
-    Ok(Command::Serve(app, raw))
+    Ok(raw)
 }
 
 /// Opens what `app` needs, binds its listeners and serves until SIGINT or SIGTERM, then drains
