@@ -41,6 +41,15 @@ const KNOWN_OPTIONS: &[&str] = &[
     "image_size_cap",
     "image_property_quota",
     "public_endpoint",
+    "s3_store_host",
+    "s3_store_access_key",
+    "s3_store_secret_key",
+    "s3_store_bucket",
+    "s3_store_create_bucket_on_put",
+    "s3_store_region",
+    "s3_store_bucket_url_format",
+    "s3_store_large_object_size",
+    "s3_store_large_object_chunk_size",
 ];
 
 /// Glance options that glint accepts without acting on them (yet): no warning for these.
@@ -220,6 +229,8 @@ pub struct Config {
     pub public_endpoint: Option<String>,
     /// Where `glint api` finds the registry (`registry_url`, or `registry_host:registry_port`).
     pub registry_url: String,
+    /// The S3 store, when `s3_store_host` is set.
+    pub s3: Option<crate::store::S3Config>,
 }
 
 impl Config {
@@ -251,11 +262,17 @@ impl Config {
         let max = parse(raw, "api_limit_max", "1000", "a positive integer", |v| {
             v.parse::<usize>().ok().filter(|n| *n > 0)
         })?;
-        let default_store = parse(raw, "default_store", "file", "a store name (file)", |v| {
-            crate::store::STORE_NAMES
-                .contains(&v)
-                .then(|| v.to_string())
-        })?;
+        let default_store = parse(
+            raw,
+            "default_store",
+            "file",
+            "a store name (file, s3)",
+            |v| {
+                crate::store::STORE_NAMES
+                    .contains(&v)
+                    .then(|| v.to_string())
+            },
+        )?;
         let filesystem_store_datadir = match raw.get("filesystem_store_datadir") {
             Some(_) => parse(
                 raw,
@@ -309,6 +326,7 @@ impl Config {
                     .then(|| v.trim_end_matches('/').to_string())
             }
         })?;
+        let s3 = resolve_s3(raw)?;
         let verbose = parse(raw, "verbose", "false", "true or false", parse_bool)?;
         let debug = parse(raw, "debug", "false", "true or false", parse_bool)?;
         Ok(Config {
@@ -330,6 +348,7 @@ impl Config {
             image_property_quota,
             public_endpoint,
             registry_url,
+            s3,
         })
     }
 
@@ -337,6 +356,65 @@ impl Config {
     pub fn registry_dir(&self) -> PathBuf {
         self.data_dir.join("registry")
     }
+}
+
+/// The S3 store's settings: present when `s3_store_host` is set, and then complete.
+fn resolve_s3(raw: &RawConfig) -> Result<Option<crate::store::S3Config>, ConfigError> {
+    let Some(host) = raw.get("s3_store_host").map(|s| s.value.trim().to_string()) else {
+        return Ok(None);
+    };
+    let endpoint = if host.starts_with("http://") || host.starts_with("https://") {
+        host.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{}", host.trim_end_matches('/'))
+    };
+    let required = |option: &str| {
+        parse(
+            raw,
+            option,
+            "",
+            "a non-empty value (the S3 store is configured)",
+            |v| (!v.is_empty()).then(|| v.to_string()),
+        )
+    };
+    let mb = |option: &str, default: &str, min: u64| {
+        parse(
+            raw,
+            option,
+            default,
+            &format!("a size in MB, at least {min}"),
+            |v| v.parse::<u64>().ok().filter(|n| *n >= min).map(|n| n << 20),
+        )
+    };
+    Ok(Some(crate::store::S3Config {
+        endpoint,
+        access_key: required("s3_store_access_key")?,
+        secret_key: required("s3_store_secret_key")?,
+        bucket: required("s3_store_bucket")?,
+        region: parse(raw, "s3_store_region", "us-east-1", "a region name", |v| {
+            (!v.is_empty()).then(|| v.to_string())
+        })?,
+        path_style: parse(
+            raw,
+            "s3_store_bucket_url_format",
+            "path",
+            "path or virtual",
+            |v| match v {
+                "path" | "auto" => Some(true),
+                "virtual" => Some(false),
+                _ => None,
+            },
+        )?,
+        create_bucket_on_put: parse(
+            raw,
+            "s3_store_create_bucket_on_put",
+            "false",
+            "true or false",
+            parse_bool,
+        )?,
+        multipart_threshold: mb("s3_store_large_object_size", "100", 0)?,
+        part_size: mb("s3_store_large_object_chunk_size", "10", 5)?,
+    }))
 }
 
 fn parse<T>(

@@ -99,8 +99,9 @@ impl Error {
                     S::ClientDisconnected(_) | S::UnknownStore(_) | S::BadLocation(_) => {
                         StatusCode::BAD_REQUEST
                     }
-                    S::PermissionDenied(_) => StatusCode::SERVICE_UNAVAILABLE,
-                    S::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    S::PermissionDenied(_) | S::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    S::Forbidden(_) => StatusCode::FORBIDDEN,
+                    S::Io(_) | S::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 }
             }
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -511,6 +511,10 @@ impl ImagesService {
 struct RequestBody(Incoming);
 
 impl DataSource for RequestBody {
+    fn size_hint(&self) -> Option<u64> {
+        self.0.size_hint().exact()
+    }
+
     async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, store::Error> {
         loop {
             if self.0.is_end_stream() {

@@ -16,7 +16,7 @@ use crate::config::{App, Config, RawConfig};
 use crate::model::Status;
 use crate::patch::ImagePatch;
 use crate::registry::{ListQuery, Registry, UpdateOptions};
-use crate::store::{Filesystem, Stores};
+use crate::store::{Filesystem, Stores, S3};
 
 /// Usage of the server commands.
 pub const USAGE: &str = "\
@@ -141,8 +141,15 @@ async fn run_servers(app: App, config: Config) -> Result<(), String> {
                 config.filesystem_store_datadir.display()
             )
         })?;
-        let stores =
-            Arc::new(Stores::new(filesystem, &config.default_store).map_err(|e| e.to_string())?);
+        let s3 = config
+            .s3
+            .clone()
+            .map(S3::new)
+            .transpose()
+            .map_err(|e| format!("cannot set up the S3 store: {e}"))?;
+        let stores = Arc::new(
+            Stores::new(filesystem, s3, &config.default_store).map_err(|e| e.to_string())?,
+        );
         let catalog = match &registry {
             Some(registry) => {
                 recover_interrupted_uploads(registry).await?;

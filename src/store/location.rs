@@ -4,11 +4,16 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::s3::S3Location;
+
 /// A parsed location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// `file://<absolute path>`: the filesystem store.
     File(PathBuf),
+    /// `s3://`, `s3+http://` (both plain http, as Glance D/E) or `s3+https://`
+    /// `[access:secret@]host[:port]/bucket/key`: the S3 store.
+    S3(S3Location),
 }
 
 impl Location {
@@ -24,6 +29,29 @@ impl Location {
                 }
                 Ok(Location::File(PathBuf::from(rest)))
             }
+            "s3" | "s3+http" | "s3+https" => {
+                let bad = || super::Error::BadLocation(redact(uri));
+                let secure = scheme.eq_ignore_ascii_case("s3+https");
+                let (authority, path) = rest.split_once('/').ok_or_else(bad)?;
+                let (credentials, host) = match authority.rsplit_once('@') {
+                    Some((creds, host)) => {
+                        let (ak, sk) = creds.split_once(':').ok_or_else(bad)?;
+                        (Some((ak.to_string(), sk.to_string())), host)
+                    }
+                    None => (None, authority),
+                };
+                let (bucket, key) = path.split_once('/').ok_or_else(bad)?;
+                if host.is_empty() || bucket.is_empty() || key.is_empty() {
+                    return Err(bad());
+                }
+                Ok(Location::S3(S3Location {
+                    secure,
+                    host: host.to_string(),
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    credentials,
+                }))
+            }
             other => Err(super::Error::UnknownStore(other.to_string())),
         }
     }
@@ -32,6 +60,8 @@ impl Location {
     pub fn scheme(&self) -> &'static str {
         match self {
             Location::File(_) => "file",
+            Location::S3(l) if l.secure => "s3+https",
+            Location::S3(_) => "s3+http",
         }
     }
 }
@@ -40,6 +70,8 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::File(path) => write!(f, "file://{}", path.display()),
+            // Credentials are never written back: they come from the configuration.
+            Location::S3(l) => write!(f, "{}://{}/{}/{}", self.scheme(), l.host, l.bucket, l.key),
         }
     }
 }
@@ -86,6 +118,44 @@ mod tests {
         assert!(
             matches!(Location::parse("rbd://pool/x"), Err(super::super::Error::UnknownStore(s)) if s == "rbd")
         );
+    }
+
+    #[test]
+    fn parses_s3_locations_and_never_prints_credentials() {
+        let loc = Location::parse("s3://AK:SK@127.0.0.1:17480/glance/abc-1").unwrap();
+        let Location::S3(s3) = &loc else {
+            panic!("{loc:?}")
+        };
+        assert_eq!(
+            (
+                s3.secure,
+                s3.host.as_str(),
+                s3.bucket.as_str(),
+                s3.key.as_str()
+            ),
+            (false, "127.0.0.1:17480", "glance", "abc-1")
+        );
+        assert_eq!(s3.credentials, Some(("AK".into(), "SK".into())));
+        assert_eq!(loc.to_string(), "s3+http://127.0.0.1:17480/glance/abc-1");
+        let https = Location::parse("s3+https://s3.example.com/b/k/with/slash").unwrap();
+        assert_eq!(
+            https.to_string(),
+            "s3+https://s3.example.com/b/k/with/slash"
+        );
+        for bad in [
+            "s3://host",
+            "s3://host/bucket",
+            "s3://host/bucket/",
+            "s3://nocolon@host/b/k",
+        ] {
+            assert!(
+                matches!(
+                    Location::parse(bad),
+                    Err(super::super::Error::BadLocation(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

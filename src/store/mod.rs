@@ -4,7 +4,9 @@
 //! computed on the way through, and nothing is ever held whole in memory.
 
 pub mod filesystem;
+pub mod http_client;
 pub mod location;
+pub mod s3;
 
 use std::fmt;
 use std::future::Future;
@@ -17,6 +19,7 @@ use uuid::Uuid;
 use crate::http::body::Body;
 pub use filesystem::Filesystem;
 pub use location::Location;
+pub use s3::{S3Config, S3};
 
 /// Why a store operation failed.
 #[derive(Debug)]
@@ -42,6 +45,12 @@ pub enum Error {
     UnknownStore(String),
     /// A location URI that cannot be parsed.
     BadLocation(String),
+    /// The backend refused (bad credentials, no permission).
+    Forbidden(String),
+    /// The backend could not be reached.
+    Unavailable(String),
+    /// The backend answered with an unexpected failure.
+    Backend(String),
     /// Any other I/O failure.
     Io(io::Error),
 }
@@ -70,6 +79,9 @@ impl fmt::Display for Error {
             }
             Error::UnknownStore(s) => write!(f, "Store for scheme {s} not found"),
             Error::BadLocation(l) => write!(f, "Invalid location {l}"),
+            Error::Forbidden(why) => write!(f, "Forbidden upload attempt: {why}"),
+            Error::Unavailable(why) => write!(f, "image store unavailable: {why}"),
+            Error::Backend(why) => write!(f, "image store failed: {why}"),
             Error::Io(e) => write!(f, "store I/O failed: {e}"),
         }
     }
@@ -98,6 +110,11 @@ impl From<io::Error> for Error {
 pub trait DataSource: Send {
     /// The next chunk, `None` at the end. An error means the source broke off.
     fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, Error>> + Send;
+
+    /// The total length, when the source knows it in advance.
+    fn size_hint(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Counts bytes, computes the MD5 and enforces the size cap over a [`DataSource`], so that every
@@ -107,6 +124,8 @@ pub struct Metered<'a, S> {
     md5: Md5,
     size: u64,
     cap: u64,
+    /// A chunk handed back with [`Metered::push_back`], already counted.
+    pending: Option<Bytes>,
 }
 
 impl<'a, S: DataSource> Metered<'a, S> {
@@ -117,11 +136,25 @@ impl<'a, S: DataSource> Metered<'a, S> {
             md5: Md5::new(),
             size: 0,
             cap,
+            pending: None,
         }
+    }
+
+    /// The total length, if the source announced it.
+    pub fn size_hint(&self) -> Option<u64> {
+        self.source.size_hint()
+    }
+
+    /// Returns the unused tail of a chunk, to be read again by the next [`Metered::next_chunk`].
+    pub fn push_back(&mut self, chunk: Bytes) {
+        self.pending = Some(chunk);
     }
 
     /// The next chunk, counted and hashed.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        if let Some(chunk) = self.pending.take() {
+            return Ok(Some(chunk));
+        }
         let chunk = self.source.next_chunk().await?;
         if let Some(data) = &chunk {
             self.size += data.len() as u64;
@@ -168,21 +201,43 @@ pub struct Retrieved {
 }
 
 /// Names by which `x-image-meta-store` and `default_store` pick a store.
-pub const STORE_NAMES: &[&str] = &["file", "filesystem"];
+pub const STORE_NAMES: &[&str] = &["file", "filesystem", "s3", "s3+http", "s3+https"];
+
+/// Which backend a store name means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    File,
+    S3,
+}
+
+fn backend_named(name: &str) -> Option<Backend> {
+    match name {
+        "file" | "filesystem" => Some(Backend::File),
+        "s3" | "s3+http" | "s3+https" => Some(Backend::S3),
+        _ => None,
+    }
+}
 
 /// Every configured store; picks one by name (uploads) or by location (reads, deletes).
 pub struct Stores {
     /// The filesystem store (always configured).
     pub filesystem: Filesystem,
+    /// The S3 store, when `s3_store_*` options are set.
+    pub s3: Option<S3>,
     /// The store that takes uploads without `x-image-meta-store`.
     default_store: String,
 }
 
 impl Stores {
     /// The stores, with uploads going to `default_store` unless a request names another.
-    pub fn new(filesystem: Filesystem, default_store: &str) -> Result<Stores, Error> {
+    pub fn new(
+        filesystem: Filesystem,
+        s3: Option<S3>,
+        default_store: &str,
+    ) -> Result<Stores, Error> {
         let stores = Stores {
             filesystem,
+            s3,
             default_store: default_store.to_string(),
         };
         stores.check_name(default_store)?;
@@ -191,11 +246,19 @@ impl Stores {
 
     /// Fails unless `name` names a configured store.
     pub fn check_name(&self, name: &str) -> Result<(), Error> {
-        if STORE_NAMES.contains(&name) {
-            Ok(())
-        } else {
-            Err(Error::UnknownStore(name.to_string()))
+        match backend_named(name) {
+            Some(Backend::File) => Ok(()),
+            Some(Backend::S3) if self.s3.is_some() => Ok(()),
+            _ => Err(Error::UnknownStore(name.to_string())),
         }
+    }
+
+    fn s3(&self) -> Result<&S3, Error> {
+        self.s3.as_ref().ok_or_else(|| {
+            Error::UnknownStore(
+                "s3 (not configured: set s3_store_host and the other s3_store_* options)".into(),
+            )
+        })
     }
 
     /// Streams `source` into the store named `store` (or the default) as the data of `id`.
@@ -210,7 +273,10 @@ impl Stores {
         let name = store.unwrap_or(&self.default_store);
         self.check_name(name)?;
         let mut metered = Metered::new(source, size_cap);
-        let location = self.filesystem.put(id, &mut metered).await?;
+        let location = match backend_named(name) {
+            Some(Backend::S3) => self.s3()?.put(&id.to_string(), &mut metered).await?,
+            _ => self.filesystem.put(id, &mut metered).await?,
+        };
         Ok(Stored {
             location,
             size: metered.size(),
@@ -222,6 +288,7 @@ impl Stores {
     pub async fn get(&self, location: &Location) -> Result<Retrieved, Error> {
         match location {
             Location::File(path) => self.filesystem.get(path).await,
+            Location::S3(loc) => self.s3()?.get(loc).await,
         }
     }
 
@@ -229,6 +296,7 @@ impl Stores {
     pub async fn delete(&self, location: &Location) -> Result<(), Error> {
         let result = match location {
             Location::File(path) => self.filesystem.delete(path).await,
+            Location::S3(loc) => self.s3()?.delete(loc).await,
         };
         match result {
             Err(Error::NotFound(what)) => {
