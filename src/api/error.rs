@@ -123,9 +123,13 @@ impl Error {
     /// never carries backend error text.
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             crate::error!("request failed: {self}");
             "The server failed to complete the request; the cause is in its log.".to_string()
+        } else if status.is_server_error() {
+            // Unavailable backends: our own message, already free of credentials.
+            crate::warn!("request failed: {self}");
+            self.to_string()
         } else {
             crate::debug!("request refused ({status}): {self}");
             self.to_string()

@@ -225,6 +225,41 @@ impl ImagesService {
         Ok(meta)
     }
 
+    /// Validates an `x-image-meta-location` and asks its store for the size (§5.5 steps 6.1 and
+    /// 6.4): a store that is configured and can read it, never `file://`; a declared non-zero size
+    /// that differs from the stored one is a 409.
+    async fn external_source(&self, meta: &MetaHeaders) -> Result<Option<(Location, u64)>, Error> {
+        let Some(uri) = &meta.location else {
+            return Ok(None);
+        };
+        let shown = store::location::redact(uri);
+        let location = match Location::parse(uri) {
+            Ok(location) => location,
+            Err(store::Error::UnknownStore(_)) => {
+                return Err(Error::BadRequest(format!(
+                    "External sources are not supported: '{shown}'"
+                )))
+            }
+            Err(_) => return Err(Error::BadRequest(format!("Invalid location {shown}"))),
+        };
+        if !self.stores.accepts_external(&location) {
+            return Err(Error::BadRequest(format!(
+                "External sources are not supported: '{shown}'"
+            )));
+        }
+        let stored = self.stores.size(&location).await?;
+        let size = match meta.patch.size.filter(|s| *s != 0) {
+            Some(declared) if stored != 0 && declared != stored => {
+                return Err(Error::Conflict(format!(
+                    "Provided image size must match the stored image size. (provided size: {declared}, stored size: {stored})"
+                )))
+            }
+            Some(declared) => declared,
+            None => stored,
+        };
+        Ok(Some((location, size)))
+    }
+
     fn check_property_quota(&self, count: usize) -> Result<(), Error> {
         match self.settings.property_quota {
             Some(max) if count > max => Err(Error::PayloadTooLarge(format!(
@@ -241,11 +276,14 @@ impl ImagesService {
         let base = self.base_url(req.headers());
         let with_body = has_body(req.headers());
         self.check_property_quota(meta.patch.properties.as_ref().map_or(0, |p| p.len()))?;
-        check_external_source(&meta)?;
-        if with_body {
+        check_sources(&meta, with_body)?;
+        if with_body || meta.location.is_some() {
             require_formats(&meta.patch, None)?;
+        }
+        if with_body {
             check_content_type(req.headers())?;
         }
+        let external = self.external_source(&meta).await?;
         let mut patch = std::mem::take(&mut meta.patch);
         if let Some(id) = &meta.id {
             patch.id = Some(parse_image_id(id).ok_or_else(|| {
@@ -254,10 +292,15 @@ impl ImagesService {
                 ))
             })?);
         }
-        let status = if patch.size == Some(0) && !with_body {
-            Status::Active
-        } else {
-            Status::Queued
+        let status = match &external {
+            Some((location, size)) => {
+                // Registered data is active at once, never saving (§6).
+                patch.location = Some(Some(location.to_string()));
+                patch.size = Some(*size);
+                Status::Active
+            }
+            None if patch.size == Some(0) && !with_body => Status::Active,
+            None => Status::Queued,
         };
         patch.status = Some(status);
         let image = self
@@ -323,7 +366,12 @@ impl ImagesService {
         if with_body && image.status != Status::Queued {
             return Err(Error::Conflict("Cannot upload to an unqueued image".into()));
         }
-        check_external_source(&meta)?;
+        check_sources(&meta, with_body)?;
+        if meta.location.is_some() && image.status != Status::Queued {
+            return Err(Error::BadRequest(
+                "Attempted to update Location field for an image not in queued status.".into(),
+            ));
+        }
         let new_props = meta.patch.properties.as_ref();
         let count = if purge_props {
             new_props.map_or(0, |p| p.len())
@@ -335,18 +383,27 @@ impl ImagesService {
             keys.len()
         };
         self.check_property_quota(count)?;
-        if with_body {
+        if with_body || meta.location.is_some() {
             require_formats(&meta.patch, Some(&image))?;
+        }
+        let external = self.external_source(&meta).await?;
+        if with_body {
             if let Err(e) = check_content_type(req.headers()) {
                 self.kill(&image.id, Status::Queued).await;
                 return Err(e);
             }
         }
-        let patch = std::mem::take(&mut meta.patch);
-        let options = UpdateOptions {
+        let mut patch = std::mem::take(&mut meta.patch);
+        let mut options = UpdateOptions {
             purge_props,
             from_state: None,
         };
+        if let Some((location, size)) = &external {
+            patch.location = Some(Some(location.to_string()));
+            patch.size = Some(*size);
+            patch.status = Some(Status::Active);
+            options.from_state = Some(Status::Queued);
+        }
         let image = self
             .catalog
             .update(&image.id, patch, options)
@@ -358,6 +415,7 @@ impl ImagesService {
                 registry::Error::NotFound(id) => {
                     Error::NotFound(format!("Failed to find image to update: {id}"))
                 }
+                registry::Error::Conflict(_) => Error::Conflict("Image operation conflicts".into()),
                 other => other.into(),
             })?;
         let image = if with_body {
@@ -609,22 +667,27 @@ fn require_formats(patch: &ImagePatch, record: Option<&Image>) -> Result<(), Err
     Ok(())
 }
 
-/// External sources (`x-image-meta-location`, `x-glance-api-copy-from`) need a store that can
-/// read them; only the filesystem store is configured, and `file://` is never accepted from a
-/// client (§12.2), so any external source is refused with the reason.
-fn check_external_source(meta: &MetaHeaders) -> Result<(), Error> {
-    match [&meta.location, &meta.copy_from]
-        .into_iter()
-        .flatten()
-        .next()
-    {
-        None => Ok(()),
-        Some(source) if source.is_empty() => Err(Error::BadRequest(
-            "External source should not be empty".into(),
-        )),
-        Some(source) => Err(Error::BadRequest(format!(
-            "External sources are not supported: '{}'",
-            store::location::redact(source)
-        ))),
+/// At most one source of data (§5.5 step 7), a non-empty location, and no copy-from (glint
+/// registers URLs with `x-image-meta-location` instead of copying them in the background).
+fn check_sources(meta: &MetaHeaders, with_body: bool) -> Result<(), Error> {
+    let sources = usize::from(with_body)
+        + usize::from(meta.location.is_some())
+        + usize::from(meta.copy_from.is_some());
+    if sources > 1 {
+        return Err(Error::BadRequest(
+            "It's invalid to provide multiple image sources.".into(),
+        ));
     }
+    if meta.location.as_deref() == Some("") || meta.copy_from.as_deref() == Some("") {
+        return Err(Error::BadRequest(
+            "External source should not be empty".into(),
+        ));
+    }
+    if let Some(source) = &meta.copy_from {
+        return Err(Error::BadRequest(format!(
+            "Copying from an external source is not supported: '{}'; register it with x-image-meta-location or upload the data",
+            store::location::redact(source)
+        )));
+    }
+    Ok(())
 }

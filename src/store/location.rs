@@ -14,6 +14,8 @@ pub enum Location {
     /// `s3://`, `s3+http://` (both plain http, as Glance D/E) or `s3+https://`
     /// `[access:secret@]host[:port]/bucket/key`: the S3 store.
     S3(S3Location),
+    /// `http(s)://...`: the read-only HTTP store.
+    Http(String),
 }
 
 impl Location {
@@ -52,6 +54,12 @@ impl Location {
                     credentials,
                 }))
             }
+            "http" | "https" => {
+                if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+                    return Err(super::Error::BadLocation(redact(uri)));
+                }
+                Ok(Location::Http(uri.to_string()))
+            }
             other => Err(super::Error::UnknownStore(other.to_string())),
         }
     }
@@ -62,6 +70,8 @@ impl Location {
             Location::File(_) => "file",
             Location::S3(l) if l.secure => "s3+https",
             Location::S3(_) => "s3+http",
+            Location::Http(url) if url.starts_with("https") => "https",
+            Location::Http(_) => "http",
         }
     }
 }
@@ -72,6 +82,7 @@ impl fmt::Display for Location {
             Location::File(path) => write!(f, "file://{}", path.display()),
             // Credentials are never written back: they come from the configuration.
             Location::S3(l) => write!(f, "{}://{}/{}/{}", self.scheme(), l.host, l.bucket, l.key),
+            Location::Http(url) => f.write_str(url),
         }
     }
 }

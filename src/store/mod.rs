@@ -4,6 +4,7 @@
 //! computed on the way through, and nothing is ever held whole in memory.
 
 pub mod filesystem;
+pub mod http;
 pub mod http_client;
 pub mod location;
 pub mod s3;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 use crate::http::body::Body;
 pub use filesystem::Filesystem;
+pub use http::Http;
 pub use location::Location;
 pub use s3::{S3Config, S3};
 
@@ -201,19 +203,29 @@ pub struct Retrieved {
 }
 
 /// Names by which `x-image-meta-store` and `default_store` pick a store.
-pub const STORE_NAMES: &[&str] = &["file", "filesystem", "s3", "s3+http", "s3+https"];
+pub const STORE_NAMES: &[&str] = &[
+    "file",
+    "filesystem",
+    "s3",
+    "s3+http",
+    "s3+https",
+    "http",
+    "https",
+];
 
 /// Which backend a store name means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     File,
     S3,
+    Http,
 }
 
 fn backend_named(name: &str) -> Option<Backend> {
     match name {
         "file" | "filesystem" => Some(Backend::File),
         "s3" | "s3+http" | "s3+https" => Some(Backend::S3),
+        "http" | "https" => Some(Backend::Http),
         _ => None,
     }
 }
@@ -224,6 +236,8 @@ pub struct Stores {
     pub filesystem: Filesystem,
     /// The S3 store, when `s3_store_*` options are set.
     pub s3: Option<S3>,
+    /// The read-only HTTP store (always available).
+    pub http: Http,
     /// The store that takes uploads without `x-image-meta-store`.
     default_store: String,
 }
@@ -238,6 +252,7 @@ impl Stores {
         let stores = Stores {
             filesystem,
             s3,
+            http: Http::default(),
             default_store: default_store.to_string(),
         };
         stores.check_name(default_store)?;
@@ -247,7 +262,7 @@ impl Stores {
     /// Fails unless `name` names a configured store.
     pub fn check_name(&self, name: &str) -> Result<(), Error> {
         match backend_named(name) {
-            Some(Backend::File) => Ok(()),
+            Some(Backend::File | Backend::Http) => Ok(()),
             Some(Backend::S3) if self.s3.is_some() => Ok(()),
             _ => Err(Error::UnknownStore(name.to_string())),
         }
@@ -275,6 +290,7 @@ impl Stores {
         let mut metered = Metered::new(source, size_cap);
         let location = match backend_named(name) {
             Some(Backend::S3) => self.s3()?.put(&id.to_string(), &mut metered).await?,
+            Some(Backend::Http) => return Err(Error::ReadOnly),
             _ => self.filesystem.put(id, &mut metered).await?,
         };
         Ok(Stored {
@@ -289,6 +305,25 @@ impl Stores {
         match location {
             Location::File(path) => self.filesystem.get(path).await,
             Location::S3(loc) => self.s3()?.get(loc).await,
+            Location::Http(url) => self.http.get(url).await,
+        }
+    }
+
+    /// Whether a client may register data at `location` (§5.5 step 6.1): a configured store that
+    /// can read it, never the filesystem (§12.2).
+    pub fn accepts_external(&self, location: &Location) -> bool {
+        match location {
+            Location::File(_) => false,
+            Location::S3(_) => self.s3.is_some(),
+            Location::Http(_) => true,
+        }
+    }
+
+    /// The size of the data at `location`, asked from its store.
+    pub async fn size(&self, location: &Location) -> Result<u64, Error> {
+        match location {
+            Location::Http(url) => self.http.size(url).await,
+            other => Ok(self.get(other).await?.size.unwrap_or(0)),
         }
     }
 
@@ -297,6 +332,8 @@ impl Stores {
         let result = match location {
             Location::File(path) => self.filesystem.delete(path).await,
             Location::S3(loc) => self.s3()?.delete(loc).await,
+            // Data the service did not write is not the service's to delete.
+            Location::Http(_) => Ok(()),
         };
         match result {
             Err(Error::NotFound(what)) => {
