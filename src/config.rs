@@ -50,6 +50,14 @@ const KNOWN_OPTIONS: &[&str] = &[
     "s3_store_bucket_url_format",
     "s3_store_large_object_size",
     "s3_store_large_object_chunk_size",
+    "swift_store_auth_address",
+    "swift_store_user",
+    "swift_store_key",
+    "swift_store_container",
+    "swift_store_create_container_on_put",
+    "swift_store_large_object_size",
+    "swift_store_large_object_chunk_size",
+    "swift_store_auth_version",
 ];
 
 /// Glance options that glint accepts without acting on them (yet): no warning for these.
@@ -231,6 +239,8 @@ pub struct Config {
     pub registry_url: String,
     /// The S3 store, when `s3_store_host` is set.
     pub s3: Option<crate::store::S3Config>,
+    /// The Swift store, when `swift_store_auth_address` is set.
+    pub swift: Option<crate::store::SwiftConfig>,
 }
 
 impl Config {
@@ -266,7 +276,7 @@ impl Config {
             raw,
             "default_store",
             "file",
-            "a store name (file, s3)",
+            "a store name (file, s3, swift)",
             |v| {
                 crate::store::STORE_NAMES
                     .contains(&v)
@@ -327,6 +337,7 @@ impl Config {
             }
         })?;
         let s3 = resolve_s3(raw)?;
+        let swift = resolve_swift(raw)?;
         let verbose = parse(raw, "verbose", "false", "true or false", parse_bool)?;
         let debug = parse(raw, "debug", "false", "true or false", parse_bool)?;
         Ok(Config {
@@ -349,6 +360,7 @@ impl Config {
             public_endpoint,
             registry_url,
             s3,
+            swift,
         })
     }
 
@@ -414,6 +426,64 @@ fn resolve_s3(raw: &RawConfig) -> Result<Option<crate::store::S3Config>, ConfigE
         )?,
         multipart_threshold: mb("s3_store_large_object_size", "100", 0)?,
         part_size: mb("s3_store_large_object_chunk_size", "10", 5)?,
+    }))
+}
+
+/// The Swift store's settings: present when `swift_store_auth_address` is set, and then
+/// complete. Only tempauth (auth version 1) is supported so far.
+fn resolve_swift(raw: &RawConfig) -> Result<Option<crate::store::SwiftConfig>, ConfigError> {
+    let Some(address) = raw
+        .get("swift_store_auth_address")
+        .map(|s| s.value.trim().to_string())
+    else {
+        return Ok(None);
+    };
+    parse(
+        raw,
+        "swift_store_auth_version",
+        "1",
+        "1 (tempauth; keystone v2/v3 are not supported yet)",
+        |v| (v == "1" || v == "1.0").then_some(()),
+    )?;
+    let auth_address = if address.starts_with("http://") || address.starts_with("https://") {
+        address
+    } else {
+        format!("https://{address}")
+    };
+    let required = |option: &str| {
+        parse(
+            raw,
+            option,
+            "",
+            "a non-empty value (the Swift store is configured)",
+            |v| (!v.is_empty()).then(|| v.to_string()),
+        )
+    };
+    let mb = |option: &str, default: &str| {
+        parse(raw, option, default, "a size in MB, at least 1", |v| {
+            v.parse::<u64>().ok().filter(|n| *n >= 1).map(|n| n << 20)
+        })
+    };
+    Ok(Some(crate::store::SwiftConfig {
+        auth_address: auth_address.trim_end_matches('/').to_string(),
+        user: required("swift_store_user")?,
+        key: required("swift_store_key")?,
+        container: parse(
+            raw,
+            "swift_store_container",
+            "glance",
+            "a container name",
+            |v| (!v.is_empty() && !v.contains('/')).then(|| v.to_string()),
+        )?,
+        create_container_on_put: parse(
+            raw,
+            "swift_store_create_container_on_put",
+            "false",
+            "true or false",
+            parse_bool,
+        )?,
+        large_object_size: mb("swift_store_large_object_size", "5120")?,
+        chunk_size: mb("swift_store_large_object_chunk_size", "200")?,
     }))
 }
 

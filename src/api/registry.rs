@@ -96,7 +96,8 @@ impl RegistryService {
         let purge_props = req
             .headers()
             .get(PURGE_PROPS_HEADER)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+            // Exactly `true`, as upstream compares (§9.4); `True` or `1` do not purge.
+            .is_some_and(|v| v.as_bytes() == b"true");
         let body = read_json_body(req).await?;
         let request = decode_registry_body(&body).map_err(|e| {
             Error::BadRequest(format!("Failed to update image metadata. Got error: {e}"))

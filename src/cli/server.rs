@@ -16,7 +16,7 @@ use crate::config::{App, Config, RawConfig};
 use crate::model::Status;
 use crate::patch::ImagePatch;
 use crate::registry::{ListQuery, Registry, UpdateOptions};
-use crate::store::{Filesystem, Stores, S3};
+use crate::store::{Filesystem, Stores, Swift, S3};
 
 /// Usage of the server commands.
 pub const USAGE: &str = "\
@@ -113,6 +113,9 @@ fn parse_args(app: App, rest: &[String]) -> Result<RawConfig, UsageError> {
 /// Opens what `app` needs, binds its listeners and serves until SIGINT or SIGTERM, then drains
 /// in-flight requests and flushes the database.
 async fn run_servers(app: App, config: Config) -> Result<(), String> {
+    // Listen for signals before anything is announced: a SIGTERM that arrives right after the
+    // "listening" line must drain and flush, not kill the process.
+    let shutdown = shutdown_signal()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         format!(
             "cannot create data directory {}: {e}",
@@ -147,8 +150,9 @@ async fn run_servers(app: App, config: Config) -> Result<(), String> {
             .map(S3::new)
             .transpose()
             .map_err(|e| format!("cannot set up the S3 store: {e}"))?;
+        let swift = config.swift.clone().map(Swift::new);
         let stores = Arc::new(
-            Stores::new(filesystem, s3, &config.default_store).map_err(|e| e.to_string())?,
+            Stores::new(filesystem, s3, swift, &config.default_store).map_err(|e| e.to_string())?,
         );
         let catalog = match &registry {
             Some(registry) => {
@@ -171,7 +175,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), String> {
             stopped(stop_rx.clone()),
         ));
     }
-    shutdown_signal().await;
+    shutdown.await;
     let _ = stop_tx.send(true);
     while servers.join_next().await.is_some() {}
     if let Some(registry) = registry {
@@ -244,26 +248,18 @@ async fn recover_interrupted_uploads(registry: &Registry) -> Result<(), String> 
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    crate::warn!("cannot listen for SIGTERM: {e}");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+/// Installs the SIGINT and SIGTERM handlers now, and returns a future that resolves on either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    crate::info!("shutdown signal received; finishing in-flight requests");
+        crate::info!("shutdown signal received; finishing in-flight requests");
+    })
 }

@@ -341,7 +341,9 @@ fn reads_of(reg: &Registry, params: &[(&str, &str)]) -> (usize, ReadStats) {
 fn filtered_lists_read_only_their_index_range_at_100k_images() {
     let reg = Registry::temporary().unwrap();
     load(&reg, 100_000);
-    let cases: &[(&[(&str, &str)], usize, u64, u64)] = &[
+    /// Query parameters, expected rows, most records read, most index entries read.
+    type Case<'a> = (&'a [(&'a str, &'a str)], usize, u64, u64);
+    let cases: &[Case<'_>] = &[
         // params, expected rows, max records read, max index entries read
         (
             &[("name", "shared"), ("is_public", "None"), ("limit", "1000")],

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::s3::S3Location;
+use super::swift::SwiftLocation;
 
 /// A parsed location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,9 @@ pub enum Location {
     /// `s3://`, `s3+http://` (both plain http, as Glance D/E) or `s3+https://`
     /// `[access:secret@]host[:port]/bucket/key`: the S3 store.
     S3(S3Location),
+    /// `swift://` (https, as Glance), `swift+http://` or `swift+https://`
+    /// `[user:key@]auth-address/container/object`: the Swift store.
+    Swift(SwiftLocation),
     /// `http(s)://...`: the read-only HTTP store.
     Http(String),
 }
@@ -54,6 +58,31 @@ impl Location {
                     credentials,
                 }))
             }
+            "swift" | "swift+http" | "swift+https" => {
+                let bad = || super::Error::BadLocation(redact(uri));
+                let rest = match rest.split_once('/') {
+                    // Credentials (`account:user:key@`) may come first; the store uses its own.
+                    Some((authority, _)) if authority.contains('@') => {
+                        rest.rsplit_once('@').map(|(_, r)| r).ok_or_else(bad)?
+                    }
+                    _ => rest,
+                };
+                let (auth, object) = rest.rsplit_once('/').ok_or_else(bad)?;
+                let (auth, container) = auth.rsplit_once('/').ok_or_else(bad)?;
+                if auth.is_empty() || container.is_empty() || object.is_empty() {
+                    return Err(bad());
+                }
+                let http = if scheme.eq_ignore_ascii_case("swift+http") {
+                    "http"
+                } else {
+                    "https"
+                };
+                Ok(Location::Swift(SwiftLocation {
+                    auth_address: format!("{http}://{auth}"),
+                    container: container.to_string(),
+                    object: object.to_string(),
+                }))
+            }
             "http" | "https" => {
                 if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
                     return Err(super::Error::BadLocation(redact(uri)));
@@ -70,6 +99,8 @@ impl Location {
             Location::File(_) => "file",
             Location::S3(l) if l.secure => "s3+https",
             Location::S3(_) => "s3+http",
+            Location::Swift(l) if l.auth_address.starts_with("http://") => "swift+http",
+            Location::Swift(_) => "swift+https",
             Location::Http(url) if url.starts_with("https") => "https",
             Location::Http(_) => "http",
         }
@@ -82,6 +113,13 @@ impl fmt::Display for Location {
             Location::File(path) => write!(f, "file://{}", path.display()),
             // Credentials are never written back: they come from the configuration.
             Location::S3(l) => write!(f, "{}://{}/{}/{}", self.scheme(), l.host, l.bucket, l.key),
+            Location::Swift(l) => {
+                let auth = l
+                    .auth_address
+                    .split_once("://")
+                    .map_or(l.auth_address.as_str(), |(_, a)| a);
+                write!(f, "{}://{auth}/{}/{}", self.scheme(), l.container, l.object)
+            }
             Location::Http(url) => f.write_str(url),
         }
     }
@@ -167,6 +205,29 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn parses_swift_locations() {
+        let loc = Location::parse(
+            "swift+http://test:tester:testing@127.0.0.1:18080/auth/v1.0/glance/abc",
+        )
+        .unwrap();
+        let Location::Swift(sw) = &loc else {
+            panic!("{loc:?}")
+        };
+        assert_eq!(sw.auth_address, "http://127.0.0.1:18080/auth/v1.0");
+        assert_eq!(
+            (sw.container.as_str(), sw.object.as_str()),
+            ("glance", "abc")
+        );
+        assert_eq!(
+            loc.to_string(),
+            "swift+http://127.0.0.1:18080/auth/v1.0/glance/abc"
+        );
+        let plain = Location::parse("swift://host/v1.0/c/o").unwrap();
+        assert_eq!(plain.scheme(), "swift+https");
+        assert!(Location::parse("swift://host/o").is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod http;
 pub mod http_client;
 pub mod location;
 pub mod s3;
+pub mod swift;
 
 use std::fmt;
 use std::future::Future;
@@ -22,6 +23,7 @@ pub use filesystem::Filesystem;
 pub use http::Http;
 pub use location::Location;
 pub use s3::{S3Config, S3};
+pub use swift::{Swift, SwiftConfig};
 
 /// Why a store operation failed.
 #[derive(Debug)]
@@ -168,6 +170,28 @@ impl<'a, S: DataSource> Metered<'a, S> {
         Ok(chunk)
     }
 
+    /// Reads up to `size` bytes into one buffer (less only at the end of the data); the part of
+    /// a chunk that does not fit is kept for the next read. Stores that send fixed-size parts or
+    /// segments use this, so memory stays at one part.
+    pub async fn fill(&mut self, size: usize) -> Result<bytes::BytesMut, Error> {
+        let mut part = bytes::BytesMut::with_capacity(size.min(64 << 20));
+        while part.len() < size {
+            match self.next_chunk().await? {
+                None => break,
+                Some(chunk) => {
+                    let room = size - part.len();
+                    if chunk.len() <= room {
+                        part.extend_from_slice(&chunk);
+                    } else {
+                        part.extend_from_slice(&chunk[..room]);
+                        self.push_back(chunk.slice(room..));
+                    }
+                }
+            }
+        }
+        Ok(part)
+    }
+
     /// Bytes seen so far.
     pub fn size(&self) -> u64 {
         self.size
@@ -218,6 +242,7 @@ pub const STORE_NAMES: &[&str] = &[
 enum Backend {
     File,
     S3,
+    Swift,
     Http,
 }
 
@@ -225,6 +250,7 @@ fn backend_named(name: &str) -> Option<Backend> {
     match name {
         "file" | "filesystem" => Some(Backend::File),
         "s3" | "s3+http" | "s3+https" => Some(Backend::S3),
+        "swift" | "swift+http" | "swift+https" => Some(Backend::Swift),
         "http" | "https" => Some(Backend::Http),
         _ => None,
     }
@@ -236,6 +262,8 @@ pub struct Stores {
     pub filesystem: Filesystem,
     /// The S3 store, when `s3_store_*` options are set.
     pub s3: Option<S3>,
+    /// The Swift store, when `swift_store_*` options are set.
+    pub swift: Option<Swift>,
     /// The read-only HTTP store (always available).
     pub http: Http,
     /// The store that takes uploads without `x-image-meta-store`.
@@ -247,11 +275,13 @@ impl Stores {
     pub fn new(
         filesystem: Filesystem,
         s3: Option<S3>,
+        swift: Option<Swift>,
         default_store: &str,
     ) -> Result<Stores, Error> {
         let stores = Stores {
             filesystem,
             s3,
+            swift,
             http: Http::default(),
             default_store: default_store.to_string(),
         };
@@ -264,8 +294,17 @@ impl Stores {
         match backend_named(name) {
             Some(Backend::File | Backend::Http) => Ok(()),
             Some(Backend::S3) if self.s3.is_some() => Ok(()),
+            Some(Backend::Swift) if self.swift.is_some() => Ok(()),
             _ => Err(Error::UnknownStore(name.to_string())),
         }
+    }
+
+    fn swift(&self) -> Result<&Swift, Error> {
+        self.swift.as_ref().ok_or_else(|| {
+            Error::UnknownStore(
+                "swift (not configured: set swift_store_auth_address and the other swift_store_* options)".into(),
+            )
+        })
     }
 
     fn s3(&self) -> Result<&S3, Error> {
@@ -290,6 +329,7 @@ impl Stores {
         let mut metered = Metered::new(source, size_cap);
         let location = match backend_named(name) {
             Some(Backend::S3) => self.s3()?.put(&id.to_string(), &mut metered).await?,
+            Some(Backend::Swift) => self.swift()?.put(&id.to_string(), &mut metered).await?,
             Some(Backend::Http) => return Err(Error::ReadOnly),
             _ => self.filesystem.put(id, &mut metered).await?,
         };
@@ -305,6 +345,7 @@ impl Stores {
         match location {
             Location::File(path) => self.filesystem.get(path).await,
             Location::S3(loc) => self.s3()?.get(loc).await,
+            Location::Swift(loc) => self.swift()?.get(loc).await,
             Location::Http(url) => self.http.get(url).await,
         }
     }
@@ -315,6 +356,7 @@ impl Stores {
         match location {
             Location::File(_) => false,
             Location::S3(_) => self.s3.is_some(),
+            Location::Swift(_) => self.swift.is_some(),
             Location::Http(_) => true,
         }
     }
@@ -332,6 +374,7 @@ impl Stores {
         let result = match location {
             Location::File(path) => self.filesystem.delete(path).await,
             Location::S3(loc) => self.s3()?.delete(loc).await,
+            Location::Swift(loc) => self.swift()?.delete(loc).await,
             // Data the service did not write is not the service's to delete.
             Location::Http(_) => Ok(()),
         };

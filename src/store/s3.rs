@@ -208,7 +208,7 @@ impl S3 {
         source: &mut Metered<'_, S>,
     ) -> Result<(), Error> {
         let part_size = self.config.part_size.max(MIN_PART_SIZE) as usize;
-        let first = fill_part(source, part_size).await?;
+        let first = source.fill(part_size).await?;
         if first.len() < part_size {
             // The whole image fits in one part: a single PUT of the buffer.
             return self.put_buffer(key, first.freeze()).await;
@@ -281,7 +281,7 @@ impl S3 {
                 etags.push(join_part(previous).await?);
             }
             in_flight = Some(tokio::spawn(upload));
-            part = fill_part(source, part_size).await?;
+            part = source.fill(part_size).await?;
             if part.is_empty() {
                 break;
             }
@@ -456,29 +456,6 @@ async fn put_part(
 async fn join_part(task: tokio::task::JoinHandle<Result<String, Error>>) -> Result<String, Error> {
     task.await
         .map_err(|e| Error::Backend(format!("S3 part upload task failed: {e}")))?
-}
-
-/// Reads up to `size` bytes from `source` into one buffer.
-async fn fill_part<S: DataSource>(
-    source: &mut Metered<'_, S>,
-    size: usize,
-) -> Result<BytesMut, Error> {
-    let mut part = BytesMut::with_capacity(size);
-    while part.len() < size {
-        match source.next_chunk().await? {
-            None => break,
-            Some(chunk) => {
-                let room = size - part.len();
-                if chunk.len() <= room {
-                    part.extend_from_slice(&chunk);
-                } else {
-                    part.extend_from_slice(&chunk[..room]);
-                    source.push_back(chunk.slice(room..));
-                }
-            }
-        }
-    }
-    Ok(part)
 }
 
 fn make_bucket(

@@ -1,0 +1,430 @@
+//! The Swift store (OpenStack Swift, tempauth v1): objects below the large-object size go as one
+//! sized PUT streamed from the upload; larger ones, or ones of unknown size, as segments
+//! `<object>-00001`, `<object>-00002`, … of at most the chunk size (at most two in memory), then a
+//! zero-byte manifest with `X-Object-Manifest`. Deleting a manifest deletes its segments. The
+//! token is renewed when Swift answers 401 (once per request). Credentials never appear in a
+//! location, an error message or a log line.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH};
+use hyper::{Method, Request, StatusCode};
+use serde::Deserialize;
+
+use super::http_client::{self, HttpClient, OutBody};
+use super::{DataSource, Error, Location, Metered, Retrieved};
+
+/// The Swift store's settings (`swift_store_*` options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwiftConfig {
+    /// Auth endpoint, e.g. `http://127.0.0.1:8080/auth/v1.0`.
+    pub auth_address: String,
+    /// `account:user`.
+    pub user: String,
+    /// The user's key.
+    pub key: String,
+    /// Container that receives uploads.
+    pub container: String,
+    /// Create the container if it does not exist when uploading.
+    pub create_container_on_put: bool,
+    /// Objects of known size below this many bytes go as one PUT.
+    pub large_object_size: u64,
+    /// Segment size in bytes.
+    pub chunk_size: u64,
+}
+
+/// Where an object lives: auth endpoint, container and object name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwiftLocation {
+    /// The auth endpoint, with scheme (`http://host:port/auth/v1.0`).
+    pub auth_address: String,
+    /// The container.
+    pub container: String,
+    /// The object name.
+    pub object: String,
+}
+
+/// The Swift store.
+pub struct Swift {
+    config: SwiftConfig,
+    http: HttpClient,
+    /// `(storage URL, token)` from the last authentication.
+    session: Mutex<Option<(String, String)>>,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    name: String,
+}
+
+impl Swift {
+    /// A store for `config` (authenticates on first use).
+    pub fn new(config: SwiftConfig) -> Swift {
+        Swift {
+            config,
+            http: http_client::new(),
+            session: Mutex::new(None),
+        }
+    }
+
+    async fn authenticate(&self) -> Result<(String, String), Error> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(&self.config.auth_address)
+            .header("x-auth-user", &self.config.user)
+            .header("x-auth-key", &self.config.key)
+            .body(http_client::empty())
+            .map_err(|_| Error::BadLocation("swift_store_auth_address is not a URL".into()))?;
+        let response = self.http.request(request).await.map_err(|e| {
+            Error::Unavailable(format!(
+                "Swift auth endpoint unreachable: {}",
+                http_client::describe(&e)
+            ))
+        })?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(Error::Forbidden(format!(
+                "Swift refused the credentials of user {} ({status})",
+                self.config.user
+            )));
+        }
+        if !status.is_success() {
+            return Err(Error::Backend(format!("Swift auth answered {status}")));
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let session = header("x-storage-url")
+            .zip(header("x-auth-token"))
+            .ok_or_else(|| Error::Backend("Swift auth sent no storage URL or token".into()))?;
+        if let Ok(mut cached) = self.session.lock() {
+            *cached = Some(session.clone());
+        }
+        Ok(session)
+    }
+
+    async fn session(&self, renew: bool) -> Result<(String, String), Error> {
+        if !renew {
+            if let Some(s) = self.session.lock().ok().and_then(|s| s.clone()) {
+                return Ok(s);
+            }
+        }
+        self.authenticate().await
+    }
+
+    /// Sends a request to `{storage}/{path}` with the token; on 401 re-authenticates once and
+    /// retries (only for bodies that can be rebuilt).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Fn() -> OutBody,
+        headers: &[(&str, String)],
+    ) -> Result<(StatusCode, Bytes, HeaderMap), Error> {
+        for renew in [false, true] {
+            let (storage, token) = self.session(renew).await?;
+            let mut builder = Request::builder()
+                .method(method.clone())
+                .uri(format!("{storage}/{path}"))
+                .header("x-auth-token", token);
+            for (name, value) in headers {
+                builder = builder.header(*name, value);
+            }
+            let request = builder
+                .body(body())
+                .map_err(|e| Error::Backend(format!("cannot build Swift request: {e}")))?;
+            let response = self.http.request(request).await.map_err(|e| {
+                Error::Unavailable(format!(
+                    "Swift endpoint unreachable: {}",
+                    http_client::describe(&e)
+                ))
+            })?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| Error::Unavailable(format!("reading the Swift answer failed: {e}")))?
+                .to_bytes();
+            if status == StatusCode::UNAUTHORIZED && !renew {
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                return Err(Error::Forbidden(format!(
+                    "Swift refused the token of user {} even after re-authenticating",
+                    self.config.user
+                )));
+            }
+            return Ok((status, bytes, headers));
+        }
+        Err(Error::Backend("unreachable".into()))
+    }
+
+    fn location_of(&self, object: &str) -> Location {
+        Location::Swift(SwiftLocation {
+            auth_address: self.config.auth_address.clone(),
+            container: self.config.container.clone(),
+            object: object.to_string(),
+        })
+    }
+
+    /// Streams `source` into the object `name`.
+    pub async fn put<S: DataSource>(
+        &self,
+        name: &str,
+        source: &mut Metered<'_, S>,
+    ) -> Result<Location, Error> {
+        let container = self.config.container.clone();
+        if self.config.create_container_on_put {
+            let (status, _, _) = self
+                .call(Method::PUT, &container, http_client::empty, &[])
+                .await?;
+            if !status.is_success() {
+                return Err(Error::Backend(format!(
+                    "Swift refused to create container {container}: {status}"
+                )));
+            }
+        }
+        match source.size_hint() {
+            Some(size) if size < self.config.large_object_size => {
+                self.put_single(name, source, size).await?
+            }
+            _ => self.put_segmented(name, source).await?,
+        }
+        Ok(self.location_of(name))
+    }
+
+    async fn put_single<S: DataSource>(
+        &self,
+        name: &str,
+        source: &mut Metered<'_, S>,
+        size: u64,
+    ) -> Result<(), Error> {
+        // A streamed body cannot be replayed, so make sure the token is fresh enough first.
+        let (storage, token) = self.session(false).await?;
+        let path = format!("{}/{name}", self.config.container);
+        let (sender, body) = http_client::channel_body();
+        let request = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("{storage}/{path}"))
+            .header("x-auth-token", token)
+            .header(CONTENT_LENGTH, size)
+            .body(body)
+            .map_err(|e| Error::Backend(format!("cannot build Swift request: {e}")))?;
+        let sending = tokio::spawn(self.http.request(request));
+        let fed = http_client::feed(source, sender).await;
+        let response = sending
+            .await
+            .map_err(|e| Error::Backend(format!("Swift upload task failed: {e}")))?;
+        fed?;
+        let response = response.map_err(|e| {
+            Error::Unavailable(format!(
+                "Swift endpoint unreachable: {}",
+                http_client::describe(&e)
+            ))
+        })?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            // The token expired between the check and the upload: renew it for the next request.
+            let _ = self.authenticate().await;
+            return Err(Error::Forbidden(
+                "Swift token expired during the upload; retry".into(),
+            ));
+        }
+        self.check_put(status, &path)
+    }
+
+    fn check_put(&self, status: StatusCode, path: &str) -> Result<(), Error> {
+        match status {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Err(Error::Backend(format!(
+                "Swift container {} does not exist (set swift_store_create_container_on_put)",
+                self.config.container
+            ))),
+            StatusCode::FORBIDDEN => Err(Error::Forbidden(format!("Swift refused writing {path}"))),
+            s => Err(Error::Backend(format!("Swift refused writing {path}: {s}"))),
+        }
+    }
+
+    async fn put_segmented<S: DataSource>(
+        &self,
+        name: &str,
+        source: &mut Metered<'_, S>,
+    ) -> Result<(), Error> {
+        let mut written: Vec<String> = Vec::new();
+        let result = self.write_segments(name, source, &mut written).await;
+        if let Err(e) = result {
+            for segment in &written {
+                let path = format!("{}/{segment}", self.config.container);
+                if let Err(del) = self
+                    .call(Method::DELETE, &path, http_client::empty, &[])
+                    .await
+                {
+                    crate::error!(
+                        "could not remove Swift segment {segment} of a failed upload: {del}"
+                    );
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn write_segments<S: DataSource>(
+        &self,
+        name: &str,
+        source: &mut Metered<'_, S>,
+        written: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        let chunk = self.config.chunk_size.max(1) as usize;
+        let mut number = 0u32;
+        loop {
+            let data = source.fill(chunk).await?.freeze();
+            if data.is_empty() && number > 0 {
+                break;
+            }
+            number += 1;
+            let segment = format!("{name}-{number:05}");
+            let path = format!("{}/{segment}", self.config.container);
+            let len = data.len().to_string();
+            written.push(segment);
+            let (status, _, _) = self
+                .call(
+                    Method::PUT,
+                    &path,
+                    || http_client::full(data.clone()),
+                    &[("content-length", len)],
+                )
+                .await?;
+            self.check_put(status, &path)?;
+            if data.len() < chunk {
+                break;
+            }
+        }
+        let manifest = format!("{}/{name}-", self.config.container);
+        let path = format!("{}/{name}", self.config.container);
+        let (status, _, _) = self
+            .call(
+                Method::PUT,
+                &path,
+                http_client::empty,
+                &[
+                    ("x-object-manifest", manifest),
+                    ("content-length", "0".into()),
+                ],
+            )
+            .await?;
+        self.check_put(status, &path)?;
+        written.push(name.to_string());
+        Ok(())
+    }
+
+    /// Streams the object at `loc` (a manifest streams its segments).
+    pub async fn get(&self, loc: &SwiftLocation) -> Result<Retrieved, Error> {
+        for renew in [false, true] {
+            let (storage, token) = self.session(renew).await?;
+            let request = Request::builder()
+                .method(Method::GET)
+                .uri(format!("{storage}/{}/{}", loc.container, loc.object))
+                .header("x-auth-token", token)
+                .body(http_client::empty())
+                .map_err(|e| Error::Backend(format!("cannot build Swift request: {e}")))?;
+            let response = self.http.request(request).await.map_err(|e| {
+                Error::Unavailable(format!(
+                    "Swift endpoint unreachable: {}",
+                    http_client::describe(&e)
+                ))
+            })?;
+            match response.status() {
+                StatusCode::UNAUTHORIZED if !renew => continue,
+                StatusCode::NOT_FOUND => {
+                    return Err(Error::NotFound(format!(
+                        "Swift object {}/{}",
+                        loc.container, loc.object
+                    )))
+                }
+                s if s.is_success() => return Ok(http_client::retrieved(response)),
+                s => {
+                    return Err(Error::Backend(format!(
+                        "Swift answered {s} reading {}/{}",
+                        loc.container, loc.object
+                    )))
+                }
+            }
+        }
+        Err(Error::Forbidden(format!(
+            "Swift refused the token of user {}",
+            self.config.user
+        )))
+    }
+
+    /// Deletes the object at `loc`, and its segments if it is a manifest.
+    pub async fn delete(&self, loc: &SwiftLocation) -> Result<(), Error> {
+        let path = format!("{}/{}", loc.container, loc.object);
+        let (status, _, headers) = self
+            .call(Method::HEAD, &path, http_client::empty, &[])
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Err(Error::NotFound(format!("Swift object {path}")));
+        }
+        if let Some(manifest) = headers
+            .get("x-object-manifest")
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+        {
+            let (container, prefix) = manifest
+                .split_once('/')
+                .unwrap_or((&loc.container, manifest));
+            let query = format!("{container}?format=json&prefix={}", encode(prefix));
+            let (status, body, _) = self
+                .call(Method::GET, &query, http_client::empty, &[])
+                .await?;
+            if !status.is_success() {
+                return Err(Error::Backend(format!(
+                    "Swift answered {status} listing segments of {path}"
+                )));
+            }
+            let segments: Vec<Listed> = serde_json::from_slice(&body).unwrap_or_default();
+            for segment in segments {
+                let segment_path = format!("{container}/{}", encode(&segment.name));
+                let (status, _, _) = self
+                    .call(Method::DELETE, &segment_path, http_client::empty, &[])
+                    .await?;
+                if !status.is_success() && status != StatusCode::NOT_FOUND {
+                    return Err(Error::Backend(format!(
+                        "Swift answered {status} deleting a segment of {path}"
+                    )));
+                }
+            }
+        }
+        let (status, _, _) = self
+            .call(Method::DELETE, &path, http_client::empty, &[])
+            .await?;
+        match status {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Err(Error::NotFound(format!("Swift object {path}"))),
+            s => Err(Error::Backend(format!(
+                "Swift answered {s} deleting {path}"
+            ))),
+        }
+    }
+}
+
+/// Percent-encodes a query or path component.
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
