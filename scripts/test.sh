@@ -1,15 +1,43 @@
 #!/usr/bin/env bash
-# The one test command: installs whatever the tests need (idempotently), then runs every test.
+# The one test command: installs and starts whatever the tests need (idempotently), then runs
+# every test. Needs ../shared beside the project (the store servers' scripts).
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need() { command -v "$1" >/dev/null 2>&1; }
-
-if ! need cargo; then
+if ! command -v cargo >/dev/null 2>&1; then
     echo "scripts/test.sh: cargo is not installed; install Rust with rustup (https://rustup.rs)" >&2
     exit 1
 fi
+
+services=${GLINT_SERVICES_DIR:-../shared/services}
+if [ ! -d "$services" ]; then
+    echo "scripts/test.sh: $services not found; the store tests need its S3, Swift and HTTP servers" >&2
+    exit 1
+fi
+
+# Stop the servers again when done (they are found by the PIDs their scripts recorded), unless
+# GLINT_KEEP_SERVICES=1 keeps them for the next run.
+stop_services() {
+    if [ "${GLINT_KEEP_SERVICES:-0}" != 1 ]; then
+        for service in s3 swift http; do
+            "$services/stop-$service.sh" >/dev/null 2>&1 || true
+        done
+    fi
+}
+trap stop_services EXIT
+
+# Real S3 (Ceph radosgw), Swift and nginx on loopback. A server that cannot start fails the
+# run here, loudly: store tests are never skipped silently.
+for service in s3 swift http; do
+    echo "== starting the $service test server" >&2
+    if ! out=$("$services/start-$service.sh"); then
+        echo "scripts/test.sh: the $service test server did not start (see above)" >&2
+        exit 1
+    fi
+    eval "$out"
+done
+export GLINT_REQUIRE_STORES=1
 
 echo "== cargo test (unit, integration and doc tests)" >&2
 cargo test --locked "$@"
