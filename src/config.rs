@@ -58,6 +58,7 @@ const KNOWN_OPTIONS: &[&str] = &[
     "swift_store_large_object_size",
     "swift_store_large_object_chunk_size",
     "swift_store_auth_version",
+    "https_ca_certificates_file",
 ];
 
 /// Glance options that glint accepts without acting on them (yet): no warning for these.
@@ -241,6 +242,8 @@ pub struct Config {
     pub s3: Option<crate::store::S3Config>,
     /// The Swift store, when `swift_store_auth_address` is set.
     pub swift: Option<crate::store::SwiftConfig>,
+    /// Certificate authorities for https store endpoints (`https_ca_certificates_file`).
+    pub trust_roots: crate::store::http_client::TrustRoots,
 }
 
 impl Config {
@@ -338,6 +341,20 @@ impl Config {
         })?;
         let s3 = resolve_s3(raw)?;
         let swift = resolve_swift(raw)?;
+        let trust_roots = match raw.get("https_ca_certificates_file") {
+            None => crate::store::http_client::TrustRoots::System,
+            Some(_) => parse(
+                raw,
+                "https_ca_certificates_file",
+                "",
+                "a readable PEM file",
+                |v| {
+                    std::path::Path::new(v)
+                        .is_file()
+                        .then(|| crate::store::http_client::TrustRoots::Bundle(PathBuf::from(v)))
+                },
+            )?,
+        };
         let verbose = parse(raw, "verbose", "false", "true or false", parse_bool)?;
         let debug = parse(raw, "debug", "false", "true or false", parse_bool)?;
         Ok(Config {
@@ -361,6 +378,7 @@ impl Config {
             registry_url,
             s3,
             swift,
+            trust_roots,
         })
     }
 

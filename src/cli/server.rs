@@ -144,15 +144,18 @@ async fn run_servers(app: App, config: Config) -> Result<(), String> {
                 config.filesystem_store_datadir.display()
             )
         })?;
+        let http = crate::store::http_client::new(&config.trust_roots)
+            .map_err(|e| format!("cannot set up TLS for the stores: {e}"))?;
         let s3 = config
             .s3
             .clone()
-            .map(S3::new)
+            .map(|c| S3::new(c, http.clone()))
             .transpose()
             .map_err(|e| format!("cannot set up the S3 store: {e}"))?;
-        let swift = config.swift.clone().map(Swift::new);
+        let swift = config.swift.clone().map(|c| Swift::new(c, http.clone()));
         let stores = Arc::new(
-            Stores::new(filesystem, s3, swift, &config.default_store).map_err(|e| e.to_string())?,
+            Stores::new(filesystem, s3, swift, http, &config.default_store)
+                .map_err(|e| e.to_string())?,
         );
         let catalog = match &registry {
             Some(registry) => {

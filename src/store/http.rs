@@ -18,15 +18,12 @@ pub struct Http {
     http: HttpClient,
 }
 
-impl Default for Http {
-    fn default() -> Self {
-        Http {
-            http: http_client::new(),
-        }
-    }
-}
-
 impl Http {
+    /// The store, on the stores' shared client.
+    pub fn new(http: HttpClient) -> Http {
+        Http { http }
+    }
+
     /// The size of the data at `url` (a HEAD request).
     pub async fn size(&self, url: &str) -> Result<u64, Error> {
         let response = self.follow(Method::HEAD, url).await?;
@@ -52,9 +49,9 @@ impl Http {
     ) -> Result<Response<hyper::body::Incoming>, Error> {
         let mut current: url::Url = url.parse().map_err(|_| Error::BadLocation(redact(url)))?;
         for _ in 0..=MAX_REDIRECTS {
-            if current.scheme() != "http" {
+            if current.scheme() != "http" && current.scheme() != "https" {
                 return Err(Error::BadLocation(format!(
-                    "{} (only http:// locations can be read)",
+                    "{} (only http:// and https:// locations can be read)",
                     redact(current.as_str())
                 )));
             }

@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderMap, CONTENT_LENGTH};
 use hyper::{Method, Request, Response, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -21,17 +22,62 @@ use crate::http::body::BoxError;
 /// Request bodies sent to stores.
 pub type OutBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
-/// The client the network stores share.
-pub type HttpClient = Client<HttpConnector, OutBody>;
+/// The client the network stores share: http, or https through rustls.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, OutBody>;
 
 /// Chunks buffered between an upload and the store request it feeds.
 const CHANNEL_DEPTH: usize = 8;
 
-/// A new client (plain http).
-pub fn new() -> HttpClient {
+/// Which certificate authorities https endpoints are checked against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// The system's CA store.
+    #[default]
+    System,
+    /// The PEM bundle at this path (`https_ca_certificates_file`).
+    Bundle(std::path::PathBuf),
+}
+
+/// A new client for http and https endpoints. Fails only on an unreadable CA bundle.
+pub fn new(roots: &TrustRoots) -> Result<HttpClient, Error> {
+    use rustls_pki_types::pem::PemObject;
+    let mut store = rustls::RootCertStore::empty();
+    match roots {
+        TrustRoots::System => {
+            // Unreadable system certificates only make https endpoints fail to verify.
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = store.add(cert);
+            }
+        }
+        TrustRoots::Bundle(path) => {
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| {
+                Error::BadLocation(format!("cannot read CA bundle {}: {e}", path.display()))
+            })?;
+            for cert in certs {
+                let cert = cert.map_err(|e| {
+                    Error::BadLocation(format!("bad certificate in {}: {e}", path.display()))
+                })?;
+                store.add(cert).map_err(|e| {
+                    Error::BadLocation(format!("bad certificate in {}: {e}", path.display()))
+                })?;
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Backend(format!("TLS set-up failed: {e}")))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).build(connector)
+    connector.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
 /// An empty request body.

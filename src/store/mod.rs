@@ -276,13 +276,14 @@ impl Stores {
         filesystem: Filesystem,
         s3: Option<S3>,
         swift: Option<Swift>,
+        http: http_client::HttpClient,
         default_store: &str,
     ) -> Result<Stores, Error> {
         let stores = Stores {
             filesystem,
             s3,
             swift,
-            http: Http::default(),
+            http: Http::new(http),
             default_store: default_store.to_string(),
         };
         stores.check_name(default_store)?;

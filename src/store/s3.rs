@@ -73,7 +73,7 @@ pub struct S3 {
 
 impl S3 {
     /// A store for `config`; fails on an endpoint that is not an http(s) URL.
-    pub fn new(config: S3Config) -> Result<S3, Error> {
+    pub fn new(config: S3Config, http: HttpClient) -> Result<S3, Error> {
         let bucket = make_bucket(
             &config.endpoint,
             &config.bucket,
@@ -83,7 +83,7 @@ impl S3 {
         Ok(S3 {
             credentials: Credentials::new(config.access_key.clone(), config.secret_key.clone()),
             bucket,
-            http: http_client::new(),
+            http,
             bucket_ready: AtomicBool::new(false),
             config,
         })

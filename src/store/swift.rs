@@ -60,11 +60,11 @@ struct Listed {
 }
 
 impl Swift {
-    /// A store for `config` (authenticates on first use).
-    pub fn new(config: SwiftConfig) -> Swift {
+    /// A store for `config` on the stores' shared client (authenticates on first use).
+    pub fn new(config: SwiftConfig, http: HttpClient) -> Swift {
         Swift {
             config,
-            http: http_client::new(),
+            http,
             session: Mutex::new(None),
         }
     }
