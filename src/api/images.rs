@@ -102,10 +102,18 @@ impl ImagesService {
             ApiRoute::Detail => self.list(&req, true).await,
             ApiRoute::Head(id) => self.head(id).await,
             ApiRoute::Download(id) => self.download(id).await,
-            ApiRoute::Create => self.create(req).await,
+            ApiRoute::Create => {
+                let (parts, body) = req.into_parts();
+                let mut body = Some(body);
+                let result = self.create(&parts.headers, &mut body).await;
+                refuse_unread(&parts.headers, body, result).await
+            }
             ApiRoute::Update(id) => {
                 let id = id.to_string();
-                self.update(&id, req).await
+                let (parts, body) = req.into_parts();
+                let mut body = Some(body);
+                let result = self.update(&id, &parts.headers, &mut body).await;
+                refuse_unread(&parts.headers, body, result).await
             }
             ApiRoute::Delete(id) => self.delete(id).await,
         }
@@ -271,17 +279,21 @@ impl ImagesService {
 
     /// `POST /v1/images` (§5.5): every check that depends only on the request runs before the
     /// record is created (§14 #12), so a refused request leaves nothing behind.
-    async fn create(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
-        let mut meta = self.decode_request(req.headers())?;
-        let base = self.base_url(req.headers());
-        let with_body = has_body(req.headers());
+    async fn create(
+        &self,
+        headers: &HeaderMap,
+        body: &mut Option<Incoming>,
+    ) -> Result<Response<Body>, Error> {
+        let mut meta = self.decode_request(headers)?;
+        let base = self.base_url(headers);
+        let with_body = has_body(headers);
         self.check_property_quota(meta.patch.properties.as_ref().map_or(0, |p| p.len()))?;
         check_sources(&meta, with_body)?;
         if with_body || meta.location.is_some() {
             require_formats(&meta.patch, None)?;
         }
         if with_body {
-            check_content_type(req.headers())?;
+            check_content_type(headers)?;
         }
         let external = self.external_source(&meta).await?;
         let mut patch = std::mem::take(&mut meta.patch);
@@ -317,7 +329,7 @@ impl ImagesService {
                 other => other.into(),
             })?;
         let image = if with_body {
-            self.upload(image, meta.store.as_deref(), req.into_body())
+            self.upload(image, meta.store.as_deref(), take_body(body)?)
                 .await?
         } else {
             image
@@ -331,8 +343,13 @@ impl ImagesService {
     }
 
     /// `PUT /v1/images/{id}` (§5.6): metadata update, and data upload to a queued image.
-    async fn update(&self, segment: &str, req: Request<Incoming>) -> Result<Response<Body>, Error> {
-        let mut meta = self.decode_request(req.headers())?;
+    async fn update(
+        &self,
+        segment: &str,
+        headers: &HeaderMap,
+        body: &mut Option<Incoming>,
+    ) -> Result<Response<Body>, Error> {
+        let mut meta = self.decode_request(headers)?;
         let image = self.load(segment).await?;
         if image.deleted {
             return Err(Error::Forbidden(
@@ -357,10 +374,9 @@ impl ImagesService {
                 "Forbidden to modify 'id' of image.".into(),
             ));
         }
-        let with_body = has_body(req.headers());
+        let with_body = has_body(headers);
         let purge_props = !with_body
-            && req
-                .headers()
+            && headers
                 .get(PURGE_PROPS_HEADER)
                 .is_none_or(|v| truthy(&String::from_utf8_lossy(v.as_bytes())));
         if with_body && image.status != Status::Queued {
@@ -388,7 +404,7 @@ impl ImagesService {
         }
         let external = self.external_source(&meta).await?;
         if with_body {
-            if let Err(e) = check_content_type(req.headers()) {
+            if let Err(e) = check_content_type(headers) {
                 self.kill(&image.id, Status::Queued).await;
                 return Err(e);
             }
@@ -419,7 +435,7 @@ impl ImagesService {
                 other => other.into(),
             })?;
         let image = if with_body {
-            self.upload(image, meta.store.as_deref(), req.into_body())
+            self.upload(image, meta.store.as_deref(), take_body(body)?)
                 .await?
         } else {
             image
@@ -563,6 +579,48 @@ impl ImagesService {
         }
         Ok(Response::new(empty()))
     }
+}
+
+/// Most bytes of an unread request body read and dropped before an early refusal.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Longest time spent dropping an unread request body.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The request body, for the upload; a handler takes it once.
+fn take_body(body: &mut Option<Incoming>) -> Result<Incoming, Error> {
+    body.take()
+        .ok_or_else(|| Error::BadRequest("Could not read the request body twice".into()))
+}
+
+/// When a request with data is refused before its body was read, reads and drops the body (up
+/// to [`DRAIN_LIMIT`] bytes and [`DRAIN_TIME`]) before answering. A client that sends the whole
+/// body before reading the answer (most do, including hyper's) then sees the refusal instead of a
+/// connection closed under its upload. With `Expect: 100-continue` the client waits for the
+/// answer, so nothing is read.
+async fn refuse_unread(
+    headers: &HeaderMap,
+    body: Option<Incoming>,
+    result: Result<Response<Body>, Error>,
+) -> Result<Response<Body>, Error> {
+    let expects_continue = headers
+        .get(hyper::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if let (Err(_), Some(mut body), false) = (&result, body, expects_continue) {
+        if has_body(headers) {
+            let drained = tokio::time::timeout(DRAIN_TIME, async {
+                let mut read = 0u64;
+                while let Some(Ok(frame)) = body.frame().await {
+                    read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if read > DRAIN_LIMIT {
+                        break;
+                    }
+                }
+            });
+            let _ = drained.await;
+        }
+    }
+    result
 }
 
 /// The request body as a [`DataSource`] for the stores.

@@ -329,6 +329,11 @@ fn say(text: &str) -> Result<(), Failure> {
     emit(|out| writeln!(out, "{text}"))
 }
 
+/// An image as JSON, without the registry-only `location` (as the Images API shows it, §4.3).
+fn print_image_json(image: &Image) -> Result<(), Failure> {
+    print_json(&image.public_view())
+}
+
 fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Other(e.to_string()))?;
     say(&text)
@@ -397,7 +402,7 @@ async fn add(client: &Client, args: &Args) -> Result<(), Failure> {
         bar.finish();
     }
     if args.json {
-        return print_json(&image);
+        return print_image_json(&image);
     }
     say(&format!("Added new image with ID: {}", image.id))?;
     if args.verbose {
@@ -423,7 +428,7 @@ async fn update(client: &Client, args: &Args) -> Result<(), Failure> {
         bar.finish();
     }
     if args.json {
-        return print_json(&image);
+        return print_image_json(&image);
     }
     say(&format!("Updated image {}", image.id))?;
     if args.verbose {
@@ -487,6 +492,7 @@ async fn index(client: &Client, args: &Args, detail: bool) -> Result<(), Failure
     // The table shows the status, which only the detailed list carries.
     let images = client.details(&filters).await?;
     if args.json {
+        let images: Vec<_> = images.iter().map(Image::public_view).collect();
         return print_json(&images);
     }
     if images.is_empty() {
@@ -509,7 +515,7 @@ async fn show(client: &Client, args: &Args) -> Result<(), Failure> {
     let id = one_id(args, "show")?;
     let image = client.show(&id).await?;
     if args.json {
-        print_json(&image)
+        print_image_json(&image)
     } else {
         print_record(&image)
     }
