@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Smoke test of glint with the real python-glanceclient v1: installs python-glanceclient 2.17.1
+# (the last release with the v1 API) into .venv if it is not there, starts `glint serve` on free
+# loopback ports over a temporary data directory, and runs scripts/glanceclient_smoke.py
+# against it. The server is always stopped. Exits non-zero on any failure.
+#
+#   scripts/glanceclient-smoke.sh            # builds target/debug/glint if GLINT_BIN is unset
+#   GLINT_BIN=/path/to/glint scripts/glanceclient-smoke.sh
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+glanceclient_version="2.17.1"
+
+log() { echo "glanceclient-smoke: $*" >&2; }
+
+installed_version() {
+    "$venv/bin/python" - <<'EOF' 2>/dev/null
+import importlib.metadata
+print(importlib.metadata.version("python-glanceclient"))
+EOF
+}
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    log "creating $venv"
+    python3 -m venv "$venv"
+fi
+if [[ "$(installed_version || true)" != "$glanceclient_version" ]]; then
+    log "installing python-glanceclient==$glanceclient_version into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "python-glanceclient==$glanceclient_version"
+fi
+
+glint="${GLINT_BIN:-}"
+if [[ -z "$glint" ]]; then
+    log "building glint"
+    (cd "$root" && cargo build --quiet --bin glint)
+    glint="${CARGO_TARGET_DIR:-$root/target}/debug/glint"
+fi
+
+work="$(mktemp -d)"
+server_pid=""
+stop_server() {
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap stop_server EXIT
+
+: >"$work/server.log"
+# Every inherited GLINT_* setting is dropped so the server runs with its defaults.
+env $(env | sed -n 's/^\(GLINT_[A-Z_]*\)=.*/-u \1/p') \
+    "$glint" serve --bind-host 127.0.0.1 --api-port 0 --registry-port 0 \
+    --data-dir "$work/data" 2>"$work/server.log" &
+server_pid=$!
+
+endpoint=""
+for _ in $(seq 300); do
+    endpoint="$(sed -n 's/^glint: api listening on \(http:[^ ]*\).*/\1/p' "$work/server.log" || true)"
+    [[ -n "$endpoint" ]] && break
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        log "glint serve exited before listening:"
+        cat "$work/server.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+if [[ -z "$endpoint" ]]; then
+    log "glint serve did not listen within 30 s:"
+    cat "$work/server.log" >&2
+    exit 1
+fi
+log "glint serve listening at $endpoint"
+
+if ! "$venv/bin/python" "$root/scripts/glanceclient_smoke.py" "$endpoint"; then
+    log "FAILED; server log:"
+    cat "$work/server.log" >&2
+    exit 1
+fi

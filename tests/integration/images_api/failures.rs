@@ -1,0 +1,145 @@
+//! Uploads that die half-way (§5.5.1, §12.6): a client that goes away leaves a `killed` image and
+//! no file; `kill -9` of the server mid-upload, then a restart over the same data directory,
+//! leaves the image `killed`, no partial file, and every acknowledged image intact. Also the size
+//! cap read from a Glance-style config file.
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use super::{fixed_id, RAW_BARE};
+use crate::images_support::{id_of, test_data, ImageServer, Shape};
+
+acceptance! {
+    client_disconnect_mid_upload_kills_the_image_and_leaves_no_file,
+    image_deleted_during_its_upload_answers_412_and_keeps_no_data,
+}
+
+/// How long a state change that follows a disconnect or restart may take to show.
+const SETTLE: Duration = Duration::from_secs(10);
+
+fn client_disconnect_mid_upload_kills_the_image_and_leaves_no_file(srv: &ImageServer) {
+    let id = fixed_id(30);
+    let stream = srv.start_partial_upload(&id, 1 << 20, 100 << 10);
+    stream.shutdown(Shutdown::Both).unwrap();
+    drop(stream);
+    assert!(
+        srv.wait_status(&id, "killed", SETTLE),
+        "image not killed after the client went away: {:?}",
+        srv.head(&id).meta()
+    );
+    srv.assert_no_data_for(&id);
+    assert!(srv.image_files().is_empty(), "{:?}", srv.image_files());
+    srv.download(&id).assert_error(404, "not active");
+    // The server is fine afterwards.
+    let image = srv.create_with_data(&[], b"after the disconnect");
+    assert_eq!(image["status"], "active");
+}
+
+fn image_deleted_during_its_upload_answers_412_and_keeps_no_data(srv: &ImageServer) {
+    let id = fixed_id(32);
+    let total = 256 << 10;
+    let mut stream = srv.start_partial_upload(&id, total, 100 << 10);
+    assert!(srv.wait_status(&id, "saving", SETTLE), "{}", srv.logs());
+    // §6: a saving image can be deleted; the upload then finds it gone.
+    assert_eq!(srv.delete(&id).status.as_u16(), 200);
+    stream
+        .write_all(&test_data(total - (100 << 10), 8))
+        .unwrap();
+    stream.flush().unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 412 "), "{response}");
+    assert!(
+        response.contains("could not be found after upload"),
+        "{response}"
+    );
+    assert_eq!(srv.status_of(&id), "deleted");
+    srv.assert_no_data_for(&id);
+    assert!(srv.image_files().is_empty(), "{:?}", srv.image_files());
+}
+
+/// Waits until a `.partial` file exists in the store: the upload is really writing.
+fn wait_for_partial_file(srv: &ImageServer) -> bool {
+    let deadline = Instant::now() + SETTLE;
+    while Instant::now() < deadline {
+        if srv.image_files().iter().any(|f| f.ends_with(".partial")) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn restart_after_kill_9_mid_upload_kills_the_image_and_keeps_acknowledged_images() {
+    let mut srv = ImageServer::start(Shape::Serve, &[]);
+    let kept: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| {
+            let data = test_data(200_000 + i * 1000, 80 + i as u64);
+            let image = srv.create_with_data(&[("x-image-meta-property-n", &i.to_string())], &data);
+            (id_of(&image), data)
+        })
+        .collect();
+    let reserved = id_of(&srv.create(&[("x-image-meta-name", "reserved")]));
+
+    let id = fixed_id(31);
+    let mut stream = srv.start_partial_upload(&id, 1 << 20, 300 << 10);
+    assert!(
+        srv.wait_status(&id, "saving", SETTLE),
+        "upload did not start: {}",
+        srv.logs()
+    );
+    assert!(wait_for_partial_file(&srv), "{:?}", srv.image_files());
+    srv.api_process().kill9();
+    // The client's socket is dead now; what it writes goes nowhere.
+    let _ = stream.write_all(&[0; 1024]);
+    drop(stream);
+
+    srv.restart();
+    assert_eq!(srv.status_of(&id), "killed", "{}", srv.logs());
+    srv.assert_no_data_for(&id);
+    let mut want_files: Vec<String> = kept.iter().map(|(id, _)| id.clone()).collect();
+    want_files.sort();
+    assert_eq!(srv.image_files(), want_files);
+    for (i, (kept_id, data)) in kept.iter().enumerate() {
+        let download = srv.download(kept_id);
+        assert_eq!(download.status.as_u16(), 200, "{download:?}");
+        assert!(
+            download.body == *data,
+            "image {i} changed across the restart"
+        );
+        assert_eq!(
+            download.header("x-image-meta-property-n"),
+            Some(i.to_string().as_str())
+        );
+    }
+    assert_eq!(srv.status_of(&reserved), "queued");
+    // The restarted server takes uploads again, including to the reserved image.
+    let data = test_data(1234, 90);
+    let reply = srv.put_data(&reserved, &[RAW_BARE[0], RAW_BARE[1]], &data);
+    assert_eq!(reply.json(200)["image"]["status"], "active");
+    assert!(srv.download(&reserved).body == data);
+}
+
+#[test]
+fn size_cap_from_a_glance_config_file_applies_in_both_shapes() {
+    for shape in [Shape::Serve, Shape::Split] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("glance-api.conf");
+        std::fs::write(
+            &file,
+            "[DEFAULT]\nverbose = False\n\n[app:glance-api]\nimage_size_cap = 1000\n",
+        )
+        .unwrap();
+        let srv =
+            ImageServer::start_with_args(shape, &[], &["--config-file", file.to_str().unwrap()]);
+        srv.post(&[("x-image-meta-size", "1001")]).assert_error(
+            400,
+            "Denying attempt to upload image larger than 1000 bytes.",
+        );
+        let image = srv.create_with_data(&[], &test_data(1000, 91));
+        assert_eq!(image["size"], 1000, "{shape:?}");
+        assert_eq!(srv.shape(), shape);
+    }
+}
