@@ -40,6 +40,7 @@ const KNOWN_OPTIONS: &[&str] = &[
     "filesystem_store_datadir",
     "image_size_cap",
     "image_property_quota",
+    "image_member_quota",
     "public_endpoint",
     "s3_store_host",
     "s3_store_access_key",
@@ -234,6 +235,8 @@ pub struct Config {
     pub image_size_cap: u64,
     /// Most properties per image; `None` is unlimited (a negative value in the file).
     pub image_property_quota: Option<usize>,
+    /// Most members per image; `None` is unlimited (a negative value in the file).
+    pub image_member_quota: Option<usize>,
     /// Base URL of the Images API as clients see it (versions document, `Location`).
     pub public_endpoint: Option<String>,
     /// Where `glint api` finds the registry (`registry_url`, or `registry_host:registry_port`).
@@ -310,6 +313,13 @@ impl Config {
             "an integer (negative: unlimited)",
             |v| v.parse::<i64>().ok().map(|n| usize::try_from(n).ok()),
         )?;
+        let image_member_quota = parse(
+            raw,
+            "image_member_quota",
+            "128",
+            "an integer (negative: unlimited)",
+            |v| v.parse::<i64>().ok().map(|n| usize::try_from(n).ok()),
+        )?;
         let public_endpoint = parse(raw, "public_endpoint", "", "an http(s) URL", |v| {
             if v.is_empty() {
                 Some(None)
@@ -374,6 +384,7 @@ impl Config {
             filesystem_store_datadir,
             image_size_cap,
             image_property_quota,
+            image_member_quota,
             public_endpoint,
             registry_url,
             s3,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::client::registry::RegistryClient;
 use crate::model::{Image, Status};
 use crate::patch::ImagePatch;
-use crate::registry::{Error, ListQuery, Registry, UpdateOptions};
+use crate::registry::{Error, ListQuery, Member, Registry, SharedImage, UpdateOptions};
 
 /// The source of image records.
 pub enum Catalog {
@@ -58,6 +58,55 @@ impl Catalog {
         match self {
             Catalog::Local(r) => r.delete(id).await,
             Catalog::Remote(c) => c.delete(id).await,
+        }
+    }
+
+    /// The members of an image.
+    pub async fn members(&self, id: &Uuid) -> Result<Vec<Member>, Error> {
+        match self {
+            Catalog::Local(r) => r.members(id),
+            Catalog::Remote(c) => c.members(id).await,
+        }
+    }
+
+    /// Makes the member set exactly `members`.
+    pub async fn replace_members(
+        &self,
+        id: &Uuid,
+        members: &[(String, Option<bool>)],
+    ) -> Result<(), Error> {
+        match self {
+            Catalog::Local(r) => r.replace_members(id, members).await,
+            Catalog::Remote(c) => c.replace_members(id, members).await,
+        }
+    }
+
+    /// Adds or updates one member.
+    pub async fn add_member(
+        &self,
+        id: &Uuid,
+        member: &str,
+        can_share: Option<bool>,
+    ) -> Result<(), Error> {
+        match self {
+            Catalog::Local(r) => r.add_member(id, member, can_share).await,
+            Catalog::Remote(c) => c.add_member(id, member, can_share).await,
+        }
+    }
+
+    /// Removes one member.
+    pub async fn remove_member(&self, id: &Uuid, member: &str) -> Result<(), Error> {
+        match self {
+            Catalog::Local(r) => r.remove_member(id, member).await,
+            Catalog::Remote(c) => c.remove_member(id, member).await,
+        }
+    }
+
+    /// The images shared with `member`.
+    pub async fn shared_images(&self, member: &str) -> Result<Vec<SharedImage>, Error> {
+        match self {
+            Catalog::Local(r) => r.shared_images(member),
+            Catalog::Remote(c) => c.shared_images(member).await,
         }
     }
 

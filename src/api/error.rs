@@ -109,7 +109,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Registry(e) => match e {
-                R::NotFound(_) => StatusCode::NOT_FOUND,
+                R::NotFound(_) | R::MemberNotFound => StatusCode::NOT_FOUND,
                 R::Duplicate(_) | R::Conflict(_) => StatusCode::CONFLICT,
                 R::Invalid(_) => StatusCode::BAD_REQUEST,
                 R::Forbidden(_) => StatusCode::FORBIDDEN,

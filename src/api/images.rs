@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::catalog::Catalog;
 use super::{json_response, Error};
 use crate::http::body::{empty, Body};
+use crate::http::members_json::{decode_member, decode_memberships};
 use crate::http::meta_headers::{decode_image_meta, encode_image_meta, truthy, MetaHeaders};
 use crate::http::query::QueryParams;
 use crate::http::route::{match_api_route, ApiRoute, RouteError};
@@ -40,6 +41,8 @@ pub struct ApiSettings {
     pub property_quota: Option<usize>,
     /// Base URL for the versions document and `Location` headers (`public_endpoint`).
     pub public_endpoint: Option<String>,
+    /// Most members per image (`image_member_quota`); `None` means unlimited.
+    pub member_quota: Option<usize>,
 }
 
 /// The Images API service.
@@ -116,6 +119,62 @@ impl ImagesService {
                 refuse_unread(&parts.headers, body, result).await
             }
             ApiRoute::Delete(id) => self.delete(id).await,
+            ApiRoute::ListMembers(id) => {
+                let image = self.load_live(id).await?;
+                let members = self.catalog.members(&image.id).await?;
+                json_response(StatusCode::OK, &json!({ "members": members }))
+            }
+            ApiRoute::ReplaceMembers(id) => {
+                let image = self.load_live(id).await?;
+                let body = read_small_body(req.into_body()).await?;
+                let members = decode_memberships(&body).map_err(|e| Error::BadRequest(e.0))?;
+                self.check_member_quota(members.len())?;
+                self.catalog.replace_members(&image.id, &members).await?;
+                Ok(super::registry::no_content())
+            }
+            ApiRoute::AddMember(id, member) => {
+                let member = member.to_string();
+                let image = self.load_live(id).await?;
+                let body = read_small_body(req.into_body()).await?;
+                let can_share = decode_member(&body).map_err(|e| Error::BadRequest(e.0))?;
+                // The count is taken even when the member exists already (§5.8).
+                let count = self.catalog.members(&image.id).await?.len();
+                self.check_member_quota(count + 1)?;
+                self.catalog
+                    .add_member(&image.id, &member, can_share)
+                    .await?;
+                Ok(super::registry::no_content())
+            }
+            ApiRoute::RemoveMember(id, member) => {
+                let image = self.load_live(id).await?;
+                self.catalog.remove_member(&image.id, member).await?;
+                Ok(super::registry::no_content())
+            }
+            ApiRoute::SharedImages(member) => {
+                let shared = self.catalog.shared_images(member).await?;
+                json_response(StatusCode::OK, &json!({ "shared_images": shared }))
+            }
+        }
+    }
+
+    /// Loads an image for a members call: deleted images are "not found" there (§5.8).
+    async fn load_live(&self, segment: &str) -> Result<Image, Error> {
+        let image = self.load(segment).await?;
+        if image.deleted {
+            return Err(Error::NotFound(format!(
+                "Image with identifier {} has been deleted.",
+                image.id
+            )));
+        }
+        Ok(image)
+    }
+
+    fn check_member_quota(&self, count: usize) -> Result<(), Error> {
+        match self.settings.member_quota {
+            Some(max) if count > max => Err(Error::PayloadTooLarge(format!(
+                "The limit has been exceeded on the number of allowed image members for this image. Attempted: {count}, Maximum: {max}"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -579,6 +638,19 @@ impl ImagesService {
         }
         Ok(Response::new(empty()))
     }
+}
+
+/// Reads a small JSON body (members calls).
+async fn read_small_body(body: Incoming) -> Result<bytes::Bytes, Error> {
+    use crate::http::body::{collect_limited, CollectError};
+    collect_limited(body, super::registry::MAX_JSON_BODY)
+        .await
+        .map_err(|e| match e {
+            CollectError::TooLarge { limit } => {
+                Error::PayloadTooLarge(format!("Request body is larger than {limit} bytes"))
+            }
+            CollectError::Read(e) => Error::BadRequest(format!("Could not read request body: {e}")),
+        })
 }
 
 /// Most bytes of an unread request body read and dropped before an early refusal.

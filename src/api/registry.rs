@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{json_response, Error};
 use crate::http::body::{collect_limited, Body, CollectError};
 use crate::http::image_json::decode_registry_body;
+use crate::http::members_json::{decode_member, decode_memberships};
 use crate::http::query::QueryParams;
 use crate::http::route::{match_registry_route, RegistryRoute, RouteError};
 use crate::model::{parse_image_id, Image, Status};
@@ -57,6 +58,35 @@ impl RegistryService {
             RegistryRoute::Delete(id) => {
                 let image = self.registry.delete(&image_id(id)?).await?;
                 json_response(StatusCode::OK, &ImageBody { image: &image })
+            }
+            RegistryRoute::ListMembers(id) => {
+                let members = self.registry.members(&image_id(id)?)?;
+                json_response(StatusCode::OK, &serde_json::json!({ "members": members }))
+            }
+            RegistryRoute::ReplaceMembers(id) => {
+                let id = image_id(id)?;
+                let body = read_json_body(req).await?;
+                let members = decode_memberships(&body).map_err(|e| Error::BadRequest(e.0))?;
+                self.registry.replace_members(&id, &members).await?;
+                Ok(no_content())
+            }
+            RegistryRoute::AddMember(id, member) => {
+                let (id, member) = (image_id(id)?, member.to_string());
+                let body = read_json_body(req).await?;
+                let can_share = decode_member(&body).map_err(|e| Error::BadRequest(e.0))?;
+                self.registry.add_member(&id, &member, can_share).await?;
+                Ok(no_content())
+            }
+            RegistryRoute::RemoveMember(id, member) => {
+                self.registry.remove_member(&image_id(id)?, member).await?;
+                Ok(no_content())
+            }
+            RegistryRoute::SharedImages(member) => {
+                let shared = self.registry.shared_images(member)?;
+                json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "shared_images": shared }),
+                )
             }
         }
     }
@@ -140,6 +170,13 @@ struct ImageBody<'a> {
 #[derive(Serialize)]
 struct ImagesBody<T> {
     images: Vec<T>,
+}
+
+/// 204 with no body: the answer to member changes.
+pub(crate) fn no_content() -> Response<Body> {
+    let mut resp = Response::new(crate::http::body::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
 }
 
 /// An image id from a path: anything that is not a UUID names no image.

@@ -169,6 +169,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), String> {
             size_cap: config.image_size_cap,
             property_quota: config.image_property_quota,
             public_endpoint: config.public_endpoint.clone(),
+            member_quota: config.image_member_quota,
         };
         let listener = bind(&config, config.api_port, "api").await?;
         let service = Arc::new(ImagesService::new(catalog, stores, settings));

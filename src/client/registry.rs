@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::http::image_json::encode_registry_body;
 use crate::model::Image;
 use crate::patch::ImagePatch;
-use crate::registry::{Error, UpdateOptions};
+use crate::registry::{Error, Member, SharedImage, UpdateOptions};
 
 /// Most bytes read from one registry answer (a page of 1000 detailed records fits easily).
 const MAX_RESPONSE: usize = 64 << 20;
@@ -92,6 +92,135 @@ impl RegistryClient {
         decode_image(status, &body, |m| not_found_or(id, m))
     }
 
+    /// `GET /images/{id}/members`.
+    pub async fn members(&self, id: &Uuid) -> Result<Vec<Member>, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            members: Vec<MemberJson>,
+        }
+        #[derive(Deserialize)]
+        struct MemberJson {
+            member_id: String,
+            can_share: bool,
+        }
+        let (status, body) = self
+            .call(Method::GET, &format!("/images/{id}/members"), None, false)
+            .await?;
+        if status != StatusCode::OK {
+            return Err(error_for(status, &body, |m| not_found_or(id, m)));
+        }
+        let parsed: Body = serde_json::from_slice(&body)
+            .map_err(|e| Error::Unavailable(format!("registry sent malformed members: {e}")))?;
+        Ok(parsed
+            .members
+            .into_iter()
+            .map(|m| Member {
+                member_id: m.member_id,
+                can_share: m.can_share,
+            })
+            .collect())
+    }
+
+    /// `PUT /images/{id}/members`.
+    pub async fn replace_members(
+        &self,
+        id: &Uuid,
+        members: &[(String, Option<bool>)],
+    ) -> Result<(), Error> {
+        let list: Vec<serde_json::Value> = members
+            .iter()
+            .map(|(m, c)| match c {
+                Some(c) => serde_json::json!({"member_id": m, "can_share": c}),
+                None => serde_json::json!({"member_id": m}),
+            })
+            .collect();
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "memberships": list })).unwrap_or_default();
+        let (status, resp) = self
+            .call(
+                Method::PUT,
+                &format!("/images/{id}/members"),
+                Some(body),
+                false,
+            )
+            .await?;
+        member_result(id, status, &resp)
+    }
+
+    /// `PUT /images/{id}/members/{member}`.
+    pub async fn add_member(
+        &self,
+        id: &Uuid,
+        member: &str,
+        can_share: Option<bool>,
+    ) -> Result<(), Error> {
+        let body = can_share.map(|c| {
+            serde_json::to_vec(&serde_json::json!({"member": {"can_share": c}})).unwrap_or_default()
+        });
+        let (status, resp) = self
+            .call(
+                Method::PUT,
+                &format!("/images/{id}/members/{member}"),
+                body,
+                false,
+            )
+            .await?;
+        member_result(id, status, &resp)
+    }
+
+    /// `DELETE /images/{id}/members/{member}`.
+    pub async fn remove_member(&self, id: &Uuid, member: &str) -> Result<(), Error> {
+        let (status, resp) = self
+            .call(
+                Method::DELETE,
+                &format!("/images/{id}/members/{member}"),
+                None,
+                false,
+            )
+            .await?;
+        if status == StatusCode::NOT_FOUND
+            && message_of(&resp).contains("Membership could not be found")
+        {
+            return Err(Error::MemberNotFound);
+        }
+        member_result(id, status, &resp)
+    }
+
+    /// `GET /shared-images/{member}`.
+    pub async fn shared_images(&self, member: &str) -> Result<Vec<SharedImage>, Error> {
+        #[derive(Deserialize)]
+        struct Body {
+            shared_images: Vec<Shared>,
+        }
+        #[derive(Deserialize)]
+        struct Shared {
+            image_id: Uuid,
+            can_share: bool,
+        }
+        let (status, body) = self
+            .call(
+                Method::GET,
+                &format!("/shared-images/{member}"),
+                None,
+                false,
+            )
+            .await?;
+        if status != StatusCode::OK {
+            return Err(error_for(status, &body, Error::Invalid));
+        }
+        let parsed: Body = serde_json::from_slice(&body).map_err(|e| {
+            Error::Unavailable(format!("registry sent malformed shared images: {e}"))
+        })?;
+        Ok(parsed
+            .shared_images
+            .into_iter()
+            .map(|s| SharedImage {
+                image_id: s.image_id,
+                can_share: s.can_share,
+            })
+            .collect())
+    }
+
     /// `GET /images/detail?<query>`.
     pub async fn list(&self, query: &str) -> Result<Vec<Image>, Error> {
         let path = if query.is_empty() {
@@ -135,6 +264,14 @@ impl RegistryClient {
             .map_err(|e| Error::Unavailable(format!("reading the registry's answer failed: {e}")))?
             .to_bytes();
         Ok((status, body))
+    }
+}
+
+fn member_result(id: &Uuid, status: StatusCode, body: &[u8]) -> Result<(), Error> {
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(error_for(status, body, |m| not_found_or(id, m)))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod image_json;
+pub mod members_json;
 pub mod meta_headers;
 pub mod query;
 pub mod route;

@@ -21,6 +21,59 @@ pub enum RegistryRoute<'a> {
     Update(&'a str),
     /// `DELETE /images/{id}`.
     Delete(&'a str),
+    /// `GET /images/{id}/members`.
+    ListMembers(&'a str),
+    /// `PUT /images/{id}/members`: replace the member set.
+    ReplaceMembers(&'a str),
+    /// `PUT /images/{id}/members/{member}`.
+    AddMember(&'a str, &'a str),
+    /// `DELETE /images/{id}/members/{member}`.
+    RemoveMember(&'a str, &'a str),
+    /// `GET /shared-images/{member}`.
+    SharedImages(&'a str),
+}
+
+/// The member routes under an image, shared by both APIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MemberRoute<'a> {
+    List,
+    Replace,
+    Add(&'a str),
+    Remove(&'a str),
+}
+
+/// Matches `rest`, what follows `{id}/`; `member_allow` is the `Allow` value for a wrong method
+/// on `members/{member}`.
+fn match_member_route<'a>(
+    method: &Method,
+    rest: &'a str,
+    member_allow: &'static str,
+) -> Result<MemberRoute<'a>, RouteError> {
+    let allow = |allow| Err(RouteError::MethodNotAllowed { allow });
+    if rest == "members" {
+        return match *method {
+            Method::GET => Ok(MemberRoute::List),
+            Method::PUT => Ok(MemberRoute::Replace),
+            _ => allow("GET, PUT"),
+        };
+    }
+    let member = rest.strip_prefix("members/").ok_or(RouteError::NotFound)?;
+    if member.is_empty() || member.contains(['/', '.']) || member.len() > 255 {
+        return Err(RouteError::NotFound);
+    }
+    match *method {
+        Method::PUT => Ok(MemberRoute::Add(member)),
+        Method::DELETE => Ok(MemberRoute::Remove(member)),
+        _ => allow(member_allow),
+    }
+}
+
+/// Splits `{id}/{rest}` into the id and the rest (if any).
+fn split_id(segment: &str) -> (&str, Option<&str>) {
+    match segment.split_once('/') {
+        Some((id, rest)) => (id, Some(rest)),
+        None => (segment, None),
+    }
 }
 
 /// Why a request matched no route.
@@ -49,6 +102,16 @@ pub fn match_registry_route<'a>(
             allow("GET")
         };
     }
+    if let Some(member) = path.strip_prefix("/shared-images/") {
+        if member.is_empty() || member.contains('/') {
+            return Err(RouteError::NotFound);
+        }
+        return if method == Method::GET {
+            Ok(SharedImages(member))
+        } else {
+            allow("GET")
+        };
+    }
     let rest = path.strip_prefix("/images").ok_or(RouteError::NotFound)?;
     if rest.is_empty() {
         return match *method {
@@ -58,8 +121,17 @@ pub fn match_registry_route<'a>(
         };
     }
     let segment = rest.strip_prefix('/').ok_or(RouteError::NotFound)?;
-    if segment.is_empty() || segment.contains('/') || segment.len() > MAX_ID_LEN {
+    let (segment, sub) = split_id(segment);
+    if segment.is_empty() || segment.len() > MAX_ID_LEN {
         return Err(RouteError::NotFound);
+    }
+    if let Some(sub) = sub {
+        return Ok(match match_member_route(method, sub, "PUT, DELETE")? {
+            MemberRoute::List => ListMembers(segment),
+            MemberRoute::Replace => ReplaceMembers(segment),
+            MemberRoute::Add(m) => AddMember(segment, m),
+            MemberRoute::Remove(m) => RemoveMember(segment, m),
+        });
     }
     if segment == "detail" {
         return if method == Method::GET {
@@ -99,6 +171,16 @@ pub enum ApiRoute<'a> {
     Update(&'a str),
     /// `DELETE /v1/images/{id}`.
     Delete(&'a str),
+    /// `GET /v1/images/{id}/members`.
+    ListMembers(&'a str),
+    /// `PUT /v1/images/{id}/members`: replace the member set.
+    ReplaceMembers(&'a str),
+    /// `PUT /v1/images/{id}/members/{member}`.
+    AddMember(&'a str, &'a str),
+    /// `DELETE /v1/images/{id}/members/{member}`.
+    RemoveMember(&'a str, &'a str),
+    /// `/v1/shared-images/{member}` (any method): images shared with a member.
+    SharedImages(&'a str),
 }
 
 /// Version ids that select the v1 API.
@@ -142,6 +224,12 @@ pub fn match_api_route<'a>(
             allow("GET")
         };
     }
+    if let Some(member) = resource.strip_prefix("/shared-images/") {
+        if member.is_empty() || member.contains(['/', '.']) {
+            return Err(RouteError::NotFound);
+        }
+        return Ok(SharedImages(member));
+    }
     let rest = resource
         .strip_prefix("/images")
         .ok_or(RouteError::NotFound)?;
@@ -153,9 +241,19 @@ pub fn match_api_route<'a>(
         };
     }
     let segment = rest.strip_prefix('/').ok_or(RouteError::NotFound)?;
+    let (segment, sub) = split_id(segment);
     // A `.` would be a format suffix (`detail.json`), which v1 does not serve (§14 #19).
-    if segment.is_empty() || segment.contains(['/', '.']) || segment.len() > MAX_ID_LEN {
+    if segment.is_empty() || segment.contains('.') || segment.len() > MAX_ID_LEN {
         return Err(RouteError::NotFound);
+    }
+    if let Some(sub) = sub {
+        // Queens routes GET on `members/{member}` without a handler: 405 listing GET (§14 #4).
+        return Ok(match match_member_route(method, sub, "GET, PUT, DELETE")? {
+            MemberRoute::List => ListMembers(segment),
+            MemberRoute::Replace => ReplaceMembers(segment),
+            MemberRoute::Add(m) => AddMember(segment, m),
+            MemberRoute::Remove(m) => RemoveMember(segment, m),
+        });
     }
     if segment == "detail" {
         return match *method {
@@ -251,6 +349,33 @@ mod api_tests {
     }
 
     #[test]
+    fn member_routes() {
+        let na = |allow| Err(RouteError::MethodNotAllowed { allow });
+        assert_eq!(m("GET", "/v1/images/x/members", None), Ok(ListMembers("x")));
+        assert_eq!(
+            m("PUT", "/v1/images/x/members", None),
+            Ok(ReplaceMembers("x"))
+        );
+        assert_eq!(m("POST", "/v1/images/x/members", None), na("GET, PUT"));
+        assert_eq!(
+            m("PUT", "/v1/images/x/members/t1", None),
+            Ok(AddMember("x", "t1"))
+        );
+        assert_eq!(
+            m("DELETE", "/v1/images/x/members/t1", None),
+            Ok(RemoveMember("x", "t1"))
+        );
+        assert_eq!(
+            m("GET", "/v1/images/x/members/t1", None),
+            na("GET, PUT, DELETE")
+        );
+        assert_eq!(
+            m("POST", "/v1/shared-images/t1", None),
+            Ok(SharedImages("t1"))
+        );
+    }
+
+    #[test]
     fn wrong_methods_and_unknown_paths() {
         let na = |allow| Err(RouteError::MethodNotAllowed { allow });
         assert_eq!(m("PUT", "/v1/images", None), na("GET, POST"));
@@ -264,7 +389,8 @@ mod api_tests {
             "/v1/images/",
             "/v1/images.json",
             "/v1/images/detail.xxx",
-            "/v1/images/x/members",
+            "/v1/images/x/members.xxx",
+            "/v1/images/x/other",
             "/v1/other",
         ] {
             assert_eq!(m("GET", path, None), Err(RouteError::NotFound), "{path}");

@@ -20,6 +20,10 @@ pub(super) struct Db {
     pub(super) images: sled::Tree,
     /// Secondary index entries (see [`keys`]).
     pub(super) index: sled::Tree,
+    /// `image id ‖ member` → can_share (see `members.rs`).
+    pub(super) members: sled::Tree,
+    /// `member ‖ 0x00 ‖ image id` → can_share.
+    pub(super) shared: sled::Tree,
 }
 
 impl Db {
@@ -36,6 +40,8 @@ impl Db {
         Ok(Db {
             images: db.open_tree("images")?,
             index: db.open_tree("index")?,
+            members: db.open_tree("members")?,
+            shared: db.open_tree("shared")?,
             db,
         })
     }

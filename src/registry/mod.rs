@@ -4,6 +4,7 @@
 mod db;
 mod index;
 pub mod keys;
+pub mod members;
 pub mod query;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 use crate::model::{Image, Invalid, Status};
 use crate::patch::ImagePatch;
 use crate::timestamp::Timestamp;
+pub use members::{Member, SharedImage};
 pub use query::{Limits, ListQuery, SortDir, SortKey, Visibility};
 
 /// Why a registry operation did not succeed.
@@ -36,6 +38,8 @@ pub enum Error {
     Corrupt(String),
     /// A remote registry could not be reached or gave a malformed answer.
     Unavailable(String),
+    /// The tenant is not a member of the image.
+    MemberNotFound,
 }
 
 impl fmt::Display for Error {
@@ -47,6 +51,7 @@ impl fmt::Display for Error {
             Error::Storage(e) => write!(f, "metadata storage failed: {e}"),
             Error::Corrupt(m) => write!(f, "stored record is corrupt: {m}"),
             Error::Unavailable(m) => write!(f, "registry unavailable: {m}"),
+            Error::MemberNotFound => f.write_str("Membership could not be found."),
         }
     }
 }

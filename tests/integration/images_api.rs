@@ -59,6 +59,7 @@ mod failures;
 mod glanceclient;
 mod headers;
 mod lists;
+mod members;
 mod refusals;
 mod routes;
 mod update;
