@@ -8,7 +8,7 @@
 # One libFuzzer job per target: the machine has 2 cores and is shared with other builds.
 # Corpora grow under fuzz/corpus/<target>; crashes land in fuzz/artifacts/<target>; keyword
 # dictionaries are in fuzz/dict/<target>.dict.
-# Exits non-zero if any target crashes (the others still run).
+# Exits 1 if any target crashes (the others still run), 2 on a usage or build error.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -30,6 +30,14 @@ if [ $# -gt 0 ]; then
 else
     mapfile -t targets < <(cargo fuzz list --fuzz-dir fuzz)
 fi
+
+# Build every target first, so a compile error is reported as one and not as a crash.
+for target in "${targets[@]}"; do
+    if ! cargo fuzz build --fuzz-dir fuzz -s none "$target"; then
+        echo "fuzz.sh: $target does not build" >&2
+        exit 2
+    fi
+done
 
 failed=()
 for target in "${targets[@]}"; do
