@@ -104,7 +104,13 @@ impl Timestamp {
         }
         let days = days_from_civil(year, month, day);
         let secs = days * SECS_PER_DAY + hour * 3600 + minute * 60 + second - offset_secs;
-        Ok(Timestamp(secs * MICROS_PER_SEC + micros))
+        let t = Timestamp(secs * MICROS_PER_SEC + micros);
+        // An offset can carry 9999-12-31 into year 10000, which the 4-digit format cannot write
+        // back (found by the registry_image_body fuzz target's author).
+        if !(0..=9999).contains(&t.year()) {
+            return Err(ParseError);
+        }
+        Ok(t)
     }
 }
 
@@ -289,6 +295,13 @@ mod tests {
         ] {
             assert_eq!(ts(bad), "ERR", "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn offsets_cannot_leave_the_four_digit_years() {
+        assert_eq!(ts("9999-12-31T23:59-0100"), "ERR");
+        assert_eq!(ts("0000-01-01T00:00+0100"), "ERR");
+        assert_eq!(ts("9999-12-31T23:59+0100"), "9999-12-31T22:59:00.000000");
     }
 
     #[test]

@@ -62,6 +62,13 @@ pub struct MetaHeaders {
     pub copy_from: Option<String>,
 }
 
+/// Reads a request header value: bytes as UTF-8, falling back to Latin-1 (§14 #31), then
+/// `%XX` escapes decoded, because python-glanceclient 2.x percent-encodes every value it sends
+/// (LP #1766235) and an operator's `--name "My Image"` must not be stored as `My%20Image`.
+fn request_text(v: &HeaderValue) -> String {
+    crate::http::query::percent_decode(&header_text(v))
+}
+
 /// Reads header bytes as UTF-8, falling back to Latin-1 (§14 #31).
 fn header_text(v: &HeaderValue) -> String {
     match std::str::from_utf8(v.as_bytes()) {
@@ -82,7 +89,7 @@ pub fn decode_image_meta(headers: &HeaderMap) -> Result<MetaHeaders, Invalid> {
     let mut properties = BTreeMap::new();
     for (name, value) in headers {
         let name = name.as_str(); // header names are already lower case
-        let text = header_text(value);
+        let text = request_text(value);
         let nullable = || (!text.is_empty()).then(|| text.clone());
         if let Some(key) = name.strip_prefix(PROPERTY_PREFIX) {
             properties.insert(key.replace('-', "_"), nullable());
@@ -285,7 +292,8 @@ fn header_value(text: &str) -> HeaderValue {
 pub fn encode_patch_headers(patch: &ImagePatch, headers: &mut HeaderMap) {
     let mut put = |name: String, value: Option<String>| {
         if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            headers.insert(name, header_value(value.as_deref().unwrap_or("")));
+            let encoded = crate::http::query::percent_encode_header(value.as_deref().unwrap_or(""));
+            headers.insert(name, header_value(&encoded));
         }
     };
     let field = |f: &str| format!("{META_PREFIX}{f}");
@@ -571,7 +579,7 @@ mod tests {
     fn client_encoding_is_what_the_server_decodes() {
         let patch = ImagePatch {
             id: Some(Uuid::new_v4()),
-            name: Some(Some("n ü".into())),
+            name: Some(Some("n ü 100%".into())),
             disk_format: Some(Some("raw".into())),
             container_format: Some(None),
             size: Some(5),

@@ -85,6 +85,43 @@ pub fn decode_component(s: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// Decodes `%XX` escapes only (no `+` for space): header values as python-glanceclient sends
+/// them. Invalid escapes stay literal; invalid UTF-8 becomes U+FFFD.
+pub fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Encodes `%`, controls and non-ASCII as `%XX`, keeping everything else: the inverse of
+/// [`percent_decode`] for header values.
+pub fn percent_encode_header(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &c in s.as_bytes() {
+        if c == b'%' || !(0x20..0x7f).contains(&c) {
+            out.push_str(&format!("%{c:02X}"));
+        } else {
+            out.push(c as char);
+        }
+    }
+    out
+}
+
 fn encode_component(s: &str, out: &mut String) {
     for &c in s.as_bytes() {
         if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'~') {
@@ -127,6 +164,18 @@ mod tests {
         assert_eq!(pairs("a=%"), vec![p("a", "%")]);
         assert_eq!(pairs("a=%41"), vec![p("a", "A")]);
         assert_eq!(pairs("a=%FF"), vec![p("a", "\u{FFFD}")]);
+    }
+
+    #[test]
+    fn header_values_percent_round_trip() {
+        assert_eq!(percent_decode("glint%20smoke"), "glint smoke");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("caf%C3%A9+x"), "café+x");
+        for s in ["plain", "100% sure", "café ünï", "a%41b", "tab\there"] {
+            assert_eq!(percent_decode(&percent_encode_header(s)), s);
+        }
+        assert_eq!(percent_encode_header("a b/c:d"), "a b/c:d");
     }
 
     #[test]

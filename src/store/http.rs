@@ -101,8 +101,9 @@ impl Http {
                 ))),
             };
         }
-        Err(Error::Backend(format!(
-            "more than {MAX_REDIRECTS} redirects from {}",
+        // The location is not usable as given: a client error, with the reason.
+        Err(Error::BadLocation(format!(
+            "{} (more than {MAX_REDIRECTS} redirects)",
             redact(url)
         )))
     }

@@ -233,6 +233,9 @@ pub const STORE_NAMES: &[&str] = &[
     "s3",
     "s3+http",
     "s3+https",
+    "swift",
+    "swift+http",
+    "swift+https",
     "http",
     "https",
 ];

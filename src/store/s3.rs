@@ -281,7 +281,16 @@ impl S3 {
                 etags.push(join_part(previous).await?);
             }
             in_flight = Some(tokio::spawn(upload));
-            part = source.fill(part_size).await?;
+            part = match source.fill(part_size).await {
+                Ok(part) => part,
+                Err(e) => {
+                    // No part may still be uploading when the caller aborts the upload.
+                    if let Some(last) = in_flight.take() {
+                        let _ = join_part(last).await;
+                    }
+                    return Err(e);
+                }
+            };
             if part.is_empty() {
                 break;
             }
@@ -361,7 +370,7 @@ impl S3 {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            return Err(self.failure("reading the object", status, &body));
+            return Err(self.failure_in(&loc.bucket, "reading the object", status, &body));
         }
         Ok(http_client::retrieved(response))
     }
@@ -388,7 +397,7 @@ impl S3 {
             .call(Method::DELETE, url.as_str(), http_client::empty(), None)
             .await?;
         if !status.is_success() {
-            return Err(self.failure("deleting the object", status, &body));
+            return Err(self.failure_in(&loc.bucket, "deleting the object", status, &body));
         }
         Ok(())
     }
@@ -405,16 +414,18 @@ impl S3 {
 
     /// A store error for an S3 answer, with S3's error code but never the signed URL.
     fn failure(&self, doing: &str, status: StatusCode, body: &[u8]) -> Error {
+        self.failure_in(&self.config.bucket, doing, status, body)
+    }
+
+    /// Like [`S3::failure`], for a request to `bucket`.
+    fn failure_in(&self, bucket: &str, doing: &str, status: StatusCode, body: &[u8]) -> Error {
         let text = String::from_utf8_lossy(body);
         let code = text
             .split("<Code>")
             .nth(1)
             .and_then(|rest| rest.split("</Code>").next())
             .unwrap_or("");
-        let message = format!(
-            "S3 refused {doing} in bucket {}: {status} {code}",
-            self.config.bucket
-        );
+        let message = format!("S3 refused {doing} in bucket {bucket}: {status} {code}");
         match status {
             StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Error::Forbidden(message),
             StatusCode::NOT_FOUND => Error::NotFound(message),

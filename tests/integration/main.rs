@@ -6,6 +6,7 @@
 //! * `registry_binary` – the `glint` executable: signals, durability after `kill -9`, config.
 //! * `images_api` – the Images API in both deployment shapes, and python-glanceclient.
 //! * `cli` – the `glint` command-line client against a real server.
+//! * `stores` – the S3, Swift and HTTP stores against real servers (started by scripts/test.sh).
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,4 +16,6 @@ mod images_api;
 mod images_support;
 mod registry_api;
 mod registry_binary;
+mod stores;
+mod stores_support;
 mod support;
