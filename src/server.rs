@@ -16,8 +16,11 @@ use tokio::net::TcpListener;
 
 use crate::http::body::Body;
 
-/// Most request headers accepted: enough for an image with the full property quota and more.
-pub const MAX_HEADERS: usize = 512;
+/// Most request headers the Images API accepts: an image with the full property quota (128)
+/// plus every core field and the usual request headers fits. The Registry API (JSON bodies)
+/// keeps hyper's default of 100, which parses on the stack; a larger limit costs a heap buffer
+/// per request.
+pub const API_MAX_HEADERS: usize = 256;
 
 /// How long a client may take to send its request headers (slowloris guard).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,13 +39,16 @@ pub trait Handler: Send + Sync + 'static {
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
+    max_headers: Option<usize>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = http1::Builder::new();
     builder
-        .max_headers(MAX_HEADERS)
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
+    if let Some(max) = max_headers {
+        builder.max_headers(max);
+    }
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

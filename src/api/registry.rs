@@ -47,8 +47,18 @@ impl RegistryService {
             RegistryRoute::List => self.list(&req, false),
             RegistryRoute::Detail => self.list(&req, true),
             RegistryRoute::Show(id) => {
-                let image = self.registry.get(&image_id(id)?)?;
-                json_response(StatusCode::OK, &ImageBody { image: &image })
+                // The stored bytes are the record's JSON: wrap them, don't decode and re-encode.
+                let stored = self.registry.get_json(&image_id(id)?)?;
+                let mut body = Vec::with_capacity(stored.len() + 10);
+                body.extend_from_slice(b"{\"image\":");
+                body.extend_from_slice(&stored);
+                body.push(b'}');
+                let mut resp = Response::new(crate::http::body::full(body));
+                resp.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
+                Ok(resp)
             }
             RegistryRoute::Create => self.create(req).await,
             RegistryRoute::Update(id) => {

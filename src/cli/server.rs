@@ -134,6 +134,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), String> {
         servers.spawn(crate::server::serve(
             listener,
             service,
+            None,
             stopped(stop_rx.clone()),
         ));
     }
@@ -176,6 +177,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), String> {
         servers.spawn(crate::server::serve(
             listener,
             service,
+            Some(crate::server::API_MAX_HEADERS),
             stopped(stop_rx.clone()),
         ));
     }

@@ -22,7 +22,7 @@ use super::{Error, Registry};
 use crate::model::Image;
 
 /// Largest source whose rows are sorted in memory rather than walked in index order.
-pub(super) const SMALL_SOURCE: usize = 4096;
+pub(super) const SMALL_SOURCE: usize = 1024;
 
 /// A range of index keys, as sled takes it.
 type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
@@ -160,8 +160,14 @@ pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Erro
         return Ok(Vec::new());
     }
     let sources = sources(query);
-    if let Some(ids) = smallest_source(reg, &sources)? {
-        return sort_in_memory(reg, query, marker.as_ref(), ids);
+    // A lone filter whose range is already in the requested order (the default list: public
+    // images, newest first) is walked at once: racing it only to learn its size would read up to
+    // `small_source` entries for nothing.
+    let lone_ordered = sources.len() == 1 && sources[0].ordered_by(query.sort_key);
+    if !lone_ordered {
+        if let Some(ids) = smallest_source(reg, &sources)? {
+            return sort_in_memory(reg, query, marker.as_ref(), ids);
+        }
     }
     let (key, dir) = (query.sort_key, query.sort_dir);
     let source = match sources.into_iter().find(|s| s.ordered_by(key)) {

@@ -140,6 +140,16 @@ impl Registry {
         }
     }
 
+    /// The stored JSON of the image with this id: exactly `serde_json` of its [`Image`], so it
+    /// can be sent as is (the Registry API's show answers it without decoding).
+    pub fn get_json(&self, id: &Uuid) -> Result<sled::IVec, Error> {
+        self.counters.records_read.fetch_add(1, Ordering::Relaxed);
+        self.db
+            .images
+            .get(keys::id_key(id))?
+            .ok_or(Error::NotFound(*id))
+    }
+
     /// The image with this id, deleted or not.
     pub fn get(&self, id: &Uuid) -> Result<Image, Error> {
         self.counters.records_read.fetch_add(1, Ordering::Relaxed);

@@ -269,7 +269,7 @@ impl TestServer {
         let (tx, rx) = oneshot::channel::<()>();
         let service = Arc::new(RegistryService::new(registry.clone(), limits));
         let task = rt.spawn(async move {
-            glint::server::serve(listener, service, async {
+            glint::server::serve(listener, service, None, async {
                 let _ = rx.await;
             })
             .await;
