@@ -108,12 +108,12 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// Encodes `%`, controls and non-ASCII as `%XX`, keeping everything else: the inverse of
-/// [`percent_decode`] for header values.
+/// Encodes `%`, spaces, controls and non-ASCII as `%XX`, keeping everything else: the inverse
+/// of [`percent_decode`] for header values (spaces too, since header values are trimmed).
 pub fn percent_encode_header(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for &c in s.as_bytes() {
-        if c == b'%' || !(0x20..0x7f).contains(&c) {
+        if c == b'%' || !(0x21..0x7f).contains(&c) {
             out.push_str(&format!("%{c:02X}"));
         } else {
             out.push(c as char);
@@ -175,7 +175,11 @@ mod tests {
         for s in ["plain", "100% sure", "café ünï", "a%41b", "tab\there"] {
             assert_eq!(percent_decode(&percent_encode_header(s)), s);
         }
-        assert_eq!(percent_encode_header("a b/c:d"), "a b/c:d");
+        assert_eq!(percent_encode_header("a b/c:d"), "a%20b/c:d");
+        assert_eq!(
+            percent_decode(&percent_encode_header(" padded ")),
+            " padded "
+        );
     }
 
     #[test]
