@@ -10,6 +10,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# The https store test makes its throwaway CA with the openssl command.
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "== installing openssl" >&2
+    apt-get update -qq && apt-get install -y -qq openssl >/dev/null
+fi
+
 services=${GLINT_SERVICES_DIR:-../shared/services}
 if [ ! -d "$services" ]; then
     echo "scripts/test.sh: $services not found; the store tests need its S3, Swift and HTTP servers" >&2

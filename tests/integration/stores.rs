@@ -11,6 +11,7 @@
 //! * `http` – registration by `http://` location, redirects, origin failures, read-only.
 
 mod http;
+mod https;
 mod s3;
 mod swift;
 
