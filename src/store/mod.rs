@@ -3,6 +3,7 @@
 //! URI, the one that takes an upload by name. Data always moves as a stream: size and MD5 are
 //! computed on the way through, and nothing is ever held whole in memory.
 
+mod checksum;
 pub mod filesystem;
 pub mod http;
 pub mod http_client;
@@ -15,8 +16,9 @@ use std::future::Future;
 use std::io;
 
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use uuid::Uuid;
+
+use checksum::BackgroundMd5;
 
 use crate::http::body::Body;
 pub use filesystem::Filesystem;
@@ -125,7 +127,7 @@ pub trait DataSource: Send {
 /// store gets these guarantees without implementing them.
 pub struct Metered<'a, S> {
     source: &'a mut S,
-    md5: Md5,
+    md5: BackgroundMd5,
     size: u64,
     cap: u64,
     /// A chunk handed back with [`Metered::push_back`], already counted.
@@ -137,7 +139,7 @@ impl<'a, S: DataSource> Metered<'a, S> {
     pub fn new(source: &'a mut S, cap: u64) -> Self {
         Metered {
             source,
-            md5: Md5::new(),
+            md5: BackgroundMd5::new(),
             size: 0,
             cap,
             pending: None,
@@ -165,7 +167,7 @@ impl<'a, S: DataSource> Metered<'a, S> {
             if self.size > self.cap {
                 return Err(Error::SizeCapExceeded { cap: self.cap });
             }
-            self.md5.update(data);
+            self.md5.update(data.clone()).await?;
         }
         Ok(chunk)
     }
@@ -198,12 +200,8 @@ impl<'a, S: DataSource> Metered<'a, S> {
     }
 
     /// The lower-case hex MD5 of everything read.
-    pub fn finish(self) -> String {
-        self.md5
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    pub async fn finish(self) -> Result<String, Error> {
+        self.md5.finish().await
     }
 }
 
@@ -337,10 +335,20 @@ impl Stores {
             Some(Backend::Http) => return Err(Error::ReadOnly),
             _ => self.filesystem.put(id, &mut metered).await?,
         };
+        let size = metered.size();
+        let checksum = match metered.finish().await {
+            Ok(checksum) => checksum,
+            Err(e) => {
+                if let Err(cleanup) = self.delete(&location).await {
+                    crate::error!("cannot remove the data of a failed upload: {cleanup}");
+                }
+                return Err(e);
+            }
+        };
         Ok(Stored {
             location,
-            size: metered.size(),
-            checksum: metered.finish(),
+            size,
+            checksum,
         })
     }
 
