@@ -20,6 +20,12 @@ const WRITE_CHUNK: usize = 1 << 20;
 /// Bytes per chunk when streaming a file out.
 const READ_CHUNK: usize = 256 << 10;
 
+/// Bytes written between two background syncs of an upload's file. Without them the kernel keeps
+/// the whole upload dirty in the page cache and the final fsync writes all of it while the client
+/// waits; with them the disk works while the upload streams and the final fsync has at most this
+/// much left to write.
+const SYNC_EVERY: u64 = 64 << 20;
+
 /// Suffix of files that are still being written.
 const PARTIAL_SUFFIX: &str = ".partial";
 
@@ -89,15 +95,20 @@ impl Filesystem {
             .open(partial)
             .await?;
         let mut pending = BytesMut::with_capacity(WRITE_CHUNK);
+        let mut write_behind = WriteBehind::new(file.try_clone().await?.into_std().await);
+        let mut written = 0u64;
         while let Some(chunk) = source.next_chunk().await? {
             pending.extend_from_slice(&chunk);
             if pending.len() >= WRITE_CHUNK {
                 file.write_all(&pending).await?;
+                written += pending.len() as u64;
                 pending.clear();
+                write_behind.maybe_start(written).await?;
             }
         }
         file.write_all(&pending).await?;
         file.flush().await?;
+        write_behind.wait().await?;
         file.sync_all().await?;
         drop(file);
         if tokio::fs::try_exists(path).await? {
@@ -138,6 +149,54 @@ impl Filesystem {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Syncs an upload's file on a blocking thread every [`SYNC_EVERY`] bytes, while the upload goes
+/// on: one sync at a time, each covering what was written before it started.
+struct WriteBehind {
+    file: std::sync::Arc<std::fs::File>,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Bytes written when the last sync was started.
+    synced_at: u64,
+}
+
+impl WriteBehind {
+    fn new(file: std::fs::File) -> WriteBehind {
+        WriteBehind {
+            file: std::sync::Arc::new(file),
+            running: None,
+            synced_at: 0,
+        }
+    }
+
+    /// Starts a sync if [`SYNC_EVERY`] bytes were written since the last one and it has ended;
+    /// reports the error of a sync that ended.
+    async fn maybe_start(&mut self, written: u64) -> Result<(), Error> {
+        if written - self.synced_at < SYNC_EVERY {
+            return Ok(());
+        }
+        if self
+            .running
+            .as_ref()
+            .is_some_and(|sync| !sync.is_finished())
+        {
+            return Ok(());
+        }
+        self.wait().await?;
+        let file = self.file.clone();
+        self.running = Some(tokio::task::spawn_blocking(move || file.sync_data()));
+        self.synced_at = written;
+        Ok(())
+    }
+
+    /// Waits for the running sync, if any.
+    async fn wait(&mut self) -> Result<(), Error> {
+        if let Some(sync) = self.running.take() {
+            sync.await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        }
+        Ok(())
     }
 }
 
