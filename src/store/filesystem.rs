@@ -2,13 +2,14 @@
 //! same directory, are fsynced, then renamed into place (and the directory fsynced), so a file
 //! under its final name is always complete and durable. A failed upload removes its temporary file.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::Frame;
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::{DataSource, Error, Location, Metered, Retrieved};
@@ -18,7 +19,7 @@ use crate::http::body::BoxError;
 const WRITE_CHUNK: usize = 1 << 20;
 
 /// Bytes per chunk when streaming a file out.
-const READ_CHUNK: usize = 256 << 10;
+const READ_CHUNK: usize = 512 << 10;
 
 /// Bytes written between two background syncs of an upload's file. Without them the kernel keeps
 /// the whole upload dirty in the page cache and the final fsync writes all of it while the client
@@ -131,10 +132,7 @@ impl Filesystem {
             Err(e) => return Err(e.into()),
         };
         let size = file.metadata().await?.len();
-        let body = FileBody {
-            file,
-            remaining: size,
-        };
+        let body = FileBody::new(file.into_std().await, size);
         Ok(Retrieved {
             body: http_body_util::BodyExt::boxed(body),
             size: Some(size),
@@ -200,10 +198,48 @@ impl WriteBehind {
     }
 }
 
-/// A response body that streams a file in [`READ_CHUNK`] pieces.
+/// A response body that streams a file in [`READ_CHUNK`] pieces. Each piece is read on a blocking
+/// thread straight into the buffer that becomes the frame (no intermediate copy), and the next read
+/// starts as soon as a frame is handed out, so the disk and the socket work at the same time: at
+/// most two pieces per download are in memory.
 struct FileBody {
-    file: tokio::fs::File,
+    /// The file, when no read is running.
+    file: Option<std::fs::File>,
+    /// The running read: gives the file back with the bytes read.
+    reading: Option<tokio::task::JoinHandle<(std::fs::File, std::io::Result<Vec<u8>>)>>,
+    /// Bytes not yet handed out or being read.
     remaining: u64,
+}
+
+impl FileBody {
+    fn new(file: std::fs::File, size: u64) -> FileBody {
+        let mut body = FileBody {
+            file: Some(file),
+            reading: None,
+            remaining: size,
+        };
+        body.start_read();
+        body
+    }
+
+    /// Starts reading the next piece, if there is one to read and no read is running.
+    fn start_read(&mut self) {
+        if self.remaining == 0 || self.reading.is_some() {
+            return;
+        }
+        let Some(mut file) = self.file.take() else {
+            return;
+        };
+        let want = READ_CHUNK.min(self.remaining as usize);
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; want];
+            let result = std::io::Read::read(&mut file, &mut buf).map(|n| {
+                buf.truncate(n);
+                buf
+            });
+            (file, result)
+        }));
+    }
 }
 
 impl hyper::body::Body for FileBody {
@@ -217,22 +253,30 @@ impl hyper::body::Body for FileBody {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
-        let want = READ_CHUNK.min(self.remaining as usize);
-        let mut buf = vec![0u8; want];
-        let mut read_buf = ReadBuf::new(&mut buf);
-        match Pin::new(&mut self.file).poll_read(cx, &mut read_buf) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(Ok(())) => {
-                let n = read_buf.filled().len();
-                if n == 0 {
-                    return Poll::Ready(Some(Err("image file is shorter than its size".into())));
-                }
-                buf.truncate(n);
-                self.remaining -= n as u64;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
+        self.start_read();
+        let Some(reading) = self.reading.as_mut() else {
+            return Poll::Ready(Some(Err("image file read was lost".into())));
+        };
+        let (file, result) = match Pin::new(reading).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                self.reading = None;
+                return Poll::Ready(Some(Err(e.into())));
             }
+            Poll::Ready(Ok(done)) => done,
+        };
+        self.reading = None;
+        self.file = Some(file);
+        let data = match result {
+            Ok(data) => data,
+            Err(e) => return Poll::Ready(Some(Err(e.into()))),
+        };
+        if data.is_empty() {
+            return Poll::Ready(Some(Err("image file is shorter than its size".into())));
         }
+        self.remaining -= (data.len() as u64).min(self.remaining);
+        self.start_read();
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(data)))))
     }
 
     fn is_end_stream(&self) -> bool {
