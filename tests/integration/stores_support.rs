@@ -1101,8 +1101,10 @@ fn xml_field(xml: &str, name: &str) -> String {
 /// Requests straight to Swift with a tempauth token, to see what glint stored. Dropping it
 /// removes the container with everything in it.
 pub struct SwiftDirect {
+    env: SwiftEnv,
     storage: String,
-    token: String,
+    /// Renewed when Swift answers 401 (a test may expire it on purpose).
+    token: std::sync::Mutex<String>,
     container: String,
     rt: Runtime,
 }
@@ -1112,29 +1114,44 @@ impl SwiftDirect {
     #[track_caller]
     pub fn new(env: &SwiftEnv, container: &str) -> SwiftDirect {
         let rt = runtime();
-        let r = block_fetch(
-            &rt,
-            Method::GET,
-            &env.auth_url,
-            &[("x-auth-user", &env.user), ("x-auth-key", &env.key)],
-            Bytes::new(),
-        );
-        assert!(r.status.is_success(), "tempauth: {r:?}");
+        let (storage, token) = swift_login(&rt, env);
         SwiftDirect {
-            storage: r.header("x-storage-url").unwrap().to_string(),
-            token: r.header("x-auth-token").unwrap().to_string(),
+            env: env.clone(),
+            storage,
+            token: std::sync::Mutex::new(token),
             container: container.to_string(),
             rt,
         }
     }
 
+    /// The token in use.
+    pub fn token(&self) -> String {
+        self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A request with the token; on 401 one new login and one retry.
     fn send(&self, method: Method, path: &str) -> Reply {
         let url = format!("{}/{path}", self.storage);
+        let reply = self.send_with(method.clone(), &url, &self.token());
+        if reply.status != StatusCode::UNAUTHORIZED {
+            return reply;
+        }
+        let (_, token) = swift_login(&self.rt, &self.env);
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = token.clone();
+        self.send_with(method, &url, &token)
+    }
+
+    /// A request to `{storage}/{path}` with exactly `token`, never renewed.
+    pub fn send_with_token(&self, method: Method, path: &str, token: &str) -> Reply {
+        self.send_with(method, &format!("{}/{path}", self.storage), token)
+    }
+
+    fn send_with(&self, method: Method, url: &str, token: &str) -> Reply {
         block_fetch(
             &self.rt,
             method,
-            &url,
-            &[("x-auth-token", &self.token)],
+            url,
+            &[("x-auth-token", token)],
             Bytes::new(),
         )
     }
@@ -1185,6 +1202,24 @@ impl SwiftDirect {
         }
         let _ = self.send(Method::DELETE, &self.container);
     }
+}
+
+/// Logs in with tempauth v1: the storage URL and a token (tempauth hands out the user's current
+/// token while it is valid).
+#[track_caller]
+pub fn swift_login(rt: &Runtime, env: &SwiftEnv) -> (String, String) {
+    let r = block_fetch(
+        rt,
+        Method::GET,
+        &env.auth_url,
+        &[("x-auth-user", &env.user), ("x-auth-key", &env.key)],
+        Bytes::new(),
+    );
+    assert!(r.status.is_success(), "tempauth: {r:?}");
+    (
+        r.header("x-storage-url").unwrap().to_string(),
+        r.header("x-auth-token").unwrap().to_string(),
+    )
 }
 
 impl Drop for SwiftDirect {

@@ -2,6 +2,8 @@
 //! glint on the first upload, removed with its contents when the test ends) and its own
 //! `glint serve`.
 
+use std::io::{Read, Write};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +20,18 @@ const LARGE_MB: u64 = 16;
 /// Segment size (MiB) of the tests.
 const CHUNK_MB: u64 = 8;
 
+/// Taken shared by every test of this file and exclusively by the one that expires the user's
+/// token: all the tests log in as the same user, so they share one tempauth token, and an upload
+/// streaming when it is expired would fail (a streamed body cannot be sent again).
+static TOKEN: RwLock<()> = RwLock::new(());
+
+/// A hold on [`TOKEN`].
+#[allow(dead_code)] // held for its drop
+enum TokenHold {
+    Shared(RwLockReadGuard<'static, ()>),
+    Exclusive(RwLockWriteGuard<'static, ()>),
+}
+
 /// A test's Swift world: glint over a fresh container, and a direct client of that container.
 struct SwiftWorld {
     /// The service; dropped (killed) first.
@@ -28,11 +42,18 @@ struct SwiftWorld {
     env: SwiftEnv,
     /// The container's name.
     container: String,
+    /// Released last, after the container is gone.
+    _token: TokenHold,
 }
 
 /// glint (with `-d` when `debug`) over a fresh container, or `None` when the Swift server is
 /// not configured (outside CI).
 fn world(debug: bool) -> Option<SwiftWorld> {
+    let hold = TokenHold::Shared(TOKEN.read().unwrap_or_else(|e| e.into_inner()));
+    world_holding(debug, hold)
+}
+
+fn world_holding(debug: bool, hold: TokenHold) -> Option<SwiftWorld> {
     let env = swift_env()?;
     let container = unique_name();
     let direct = SwiftDirect::new(&env, &container);
@@ -42,6 +63,7 @@ fn world(debug: bool) -> Option<SwiftWorld> {
         direct,
         env,
         container,
+        _token: hold,
     })
 }
 
@@ -422,4 +444,83 @@ fn swift_checksum_mismatch_kills_the_image_and_removes_the_manifest_and_segments
     assert_clear_error(&reply, 400, &["checksum", wrong, "killed"], &[]);
     assert_eq!(w.glint.status_of(&id), "killed");
     assert_nothing_in_swift(&w.direct, &id);
+}
+
+/// The memcached of the Swift test server (where tempauth keeps its tokens), read from the proxy
+/// configuration that `start-swift.sh` wrote under `SWIFT_STATE_DIR`.
+fn swift_memcached() -> String {
+    let dir = std::env::var("SWIFT_STATE_DIR")
+        .expect("SWIFT_STATE_DIR is not set: start Swift with ../shared/services/start-swift.sh");
+    let conf = std::fs::read_to_string(format!("{dir}/etc/proxy-server.conf")).unwrap();
+    conf.lines()
+        .find_map(|l| l.trim().strip_prefix("memcache_servers"))
+        .and_then(|rest| rest.trim().strip_prefix('='))
+        .map(|servers| servers.split(',').next().unwrap_or("").trim().to_string())
+        .expect("no memcache_servers in the Swift proxy configuration")
+}
+
+/// Removes `key` from memcached as Swift's memcache client names it (the hex MD5 of the key);
+/// whether it was there.
+fn memcached_delete(addr: &str, key: &str) -> bool {
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(conn, "delete {}\r\n", md5_hex(key.as_bytes())).unwrap();
+    let mut answer = [0u8; 64];
+    let n = conn.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).trim().to_string();
+    assert!(
+        answer == "DELETED" || answer == "NOT_FOUND",
+        "memcached answered {answer:?}"
+    );
+    answer == "DELETED"
+}
+
+#[test]
+fn swift_expired_token_is_renewed_once_and_reads_and_deletes_go_on() {
+    let hold = TokenHold::Exclusive(TOKEN.write().unwrap_or_else(|e| e.into_inner()));
+    let Some(w) = world_holding(false, hold) else {
+        return;
+    };
+    let data = test_data((MIB + 7) as usize, 23);
+    let md5 = md5_hex(&data);
+    let reply = w.glint.upload(
+        "swift-token",
+        &[("x-image-meta-store", "swift")],
+        Payload::Sized(Bytes::from(data.clone())),
+    );
+    let id = assert_uploaded(&reply, data.len() as u64, &md5);
+
+    // glint logged in as the tests' user, so it holds the user's current token, which the
+    // direct client has too. Expire it the way tempauth does: its entry leaves memcached.
+    let old = w.direct.token();
+    let memcached = swift_memcached();
+    assert!(
+        memcached_delete(&memcached, &format!("AUTH_/token/{old}")),
+        "the token was not in memcached: the test would prove nothing"
+    );
+    memcached_delete(&memcached, &format!("AUTH_/user/{}", w.env.user));
+    let refused =
+        w.direct
+            .send_with_token(hyper::Method::HEAD, &format!("{}/{id}", w.container), &old);
+    assert_eq!(
+        refused.status.as_u16(),
+        401,
+        "the old token still works: {refused:?}"
+    );
+
+    // glint meets the 401, logs in again once and serves the download.
+    let got = assert_download(&w.glint, &id, data.len() as u64, &md5, true).unwrap();
+    assert!(
+        got == data,
+        "downloaded bytes differ after the token renewal"
+    );
+    let deleted = w.glint.delete(&id);
+    assert_eq!(deleted.status.as_u16(), 200, "{deleted:?}");
+    assert_nothing_in_swift(&w.direct, &id);
+    assert_ne!(
+        w.direct.token(),
+        old,
+        "the direct client never saw the token expire"
+    );
 }
