@@ -53,7 +53,8 @@ RSS_TARGET_KIB=$((64 * 1024))
 say() { printf 'api/run.sh: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
 want() { [[ " $PARTS " == *" $1 "* ]]; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
+# shellcheck source=benches/lib.sh
+. "$here/../lib.sh"
 
 for part in $PARTS; do
     case $part in wrk | stream | rss) ;; *) die "unknown part '$part' in PARTS (wrk stream rss)" ;; esac
@@ -92,29 +93,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Stops one process this script started and forgets it: SIGTERM, then SIGKILL after 40 s (glint
-# drains in-flight requests for up to 30 s); a process that needed SIGKILL is a failure.
-stop_pid() {
-    local pid=$1 i kept=()
-    kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 400); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        failures+=("process $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) ignored SIGTERM for 40 s: killed")
-        say "${failures[-1]}"
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    for i in "${pids[@]}"; do
-        [ "$i" = "$pid" ] || kept+=("$i")
-    done
-    pids=("${kept[@]}")
-}
 
-# Free space of the filesystem holding $1, in MiB.
-free_mib() { df -Pk "$1" | awk 'NR == 2 { print int($4 / 1024) }'; }
 
 # --- build and tools -----------------------------------------------------------------------------
 cd "$root"
@@ -150,21 +129,6 @@ say "data dirs under $work ($(df -P "$work" | awk 'NR == 2 { print $1 }'))"
 df -h "$work" "$SHM_DIR" >&2
 
 # --- servers -------------------------------------------------------------------------------------
-# Prints the first http:// URL of the line matching $2 in log $1 once it appears; fails if process
-# $3 dies first.
-wait_for_url() {
-    local log=$1 pattern=$2 pid=$3 i
-    for i in $(seq 1 600); do
-        if grep -q "$pattern" "$log" 2>/dev/null; then
-            grep "$pattern" "$log" | grep -o 'http://[0-9.:]*' | head -n 1
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; say "process $pid died (log above)"; return 1; }
-        sleep 0.1
-    done
-    say "process $pid did not report '$pattern' within 60 s"
-    return 1
-}
 
 # start NAME PATTERN CMD...: runs CMD in the background with stderr in $work/NAME.log; sets
 # server_pid and server_url.
@@ -213,12 +177,6 @@ delete_image() {
     [ "$code" = 200 ] || die "DELETE /v1/images/$1 answered $code"
 }
 
-# mbps BYTES SECONDS
-mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) exit 1; printf "%.0f", b / s / 1e6 }'; }
-# best N...: the largest
-best() { printf '%s\n' "$@" | sort -n | tail -n 1; }
-# pct A B: A / B as a percentage
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * a / b }'; }
 # min2 A B
 min2() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b ? a : b) }'; }
 # verdict VALUE OP TARGET: "ok" or "MISSED"

@@ -58,7 +58,8 @@ TARGET_PCT=90
 
 say() { printf 'stores/run.sh: %s\n' "$*" >&2; }
 die() { say "FAILED: $*"; exit 1; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
+# shellcheck source=benches/lib.sh
+. "$here/../lib.sh"
 
 for s in $STORES; do
     case $s in s3 | swift | http) ;; *) die "unknown store '$s' in STORES (s3 swift http)" ;; esac
@@ -96,27 +97,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# stop_pid PID: SIGTERM, then SIGKILL after 40 s (glint drains requests for up to 30 s).
-stop_pid() {
-    local pid=$1 i kept=()
-    kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 400); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        failures+=("process $pid ignored SIGTERM for 40 s: killed")
-        say "${failures[-1]}"
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    for i in "${pids[@]}"; do
-        [ "$i" = "$pid" ] || kept+=("$i")
-    done
-    pids=("${kept[@]}")
-}
 
-free_mib() { df -Pk "$1" | awk 'NR == 2 { print int($4 / 1024) }'; }
 
 # --- build, tools, servers -----------------------------------------------------------------------
 for tool in curl python3 awk df md5sum getconf; do
@@ -153,9 +134,6 @@ src_md5=$(md5sum "$src" | cut -d' ' -f1)
 
 # --- helpers ---------------------------------------------------------------------------------------
 # mbps BYTES SECONDS
-mbps() { awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) exit 1; printf "%.0f", b / s / 1e6 }'; }
-best() { printf '%s\n' "$@" | sort -n | tail -n 1; }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * a / b }'; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -212,23 +190,15 @@ glint_pid=""
 api_url=""
 # start_glint NAME VAR=VALUE...: a fresh `glint serve` with the given environment.
 start_glint() {
-    local name=$1 log="$work/$1.log" i
+    local name=$1 log="$work/$1.log"
     shift
     mkdir -p "$work/$name"
     env "$@" "$bin/glint" serve --bind-host 127.0.0.1 --api-port 0 --registry-port 0 \
         --data-dir "$work/$name" 2>"$log" &
     glint_pid=$!
     pids+=("$glint_pid")
-    for i in $(seq 1 600); do
-        if grep -q "api listening on" "$log" 2>/dev/null; then
-            api_url=$(grep "api listening on" "$log" | grep -o 'http://[0-9.:]*' | head -n 1)
-            say "glint $name (pid $glint_pid) at $api_url"
-            return 0
-        fi
-        kill -0 "$glint_pid" 2>/dev/null || { cat "$log" >&2; die "glint $name died"; }
-        sleep 0.1
-    done
-    die "glint $name did not start within 60 s"
+    api_url=$(wait_for_url "$log" "api listening on" "$glint_pid") || die "glint $name did not start"
+    say "glint $name (pid $glint_pid) at $api_url"
 }
 
 stop_glint() {

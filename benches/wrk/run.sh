@@ -23,6 +23,8 @@ THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 
 say() { printf 'wrk/run.sh: %s\n' "$*" >&2; }
+# shellcheck source=benches/lib.sh
+. "$here/../lib.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/glint-wrk.XXXXXX")
 pids=()
@@ -71,27 +73,13 @@ id=$(sed -n 's/^id=//p' "$data/seed.txt")
 name=$(sed -n 's/^name=//p' "$data/seed.txt")
 
 # --- servers ---------------------------------------------------------------------------------
-# Waits until log file $1 has a line matching $2 from process $3, and prints that line's URL.
-wait_for_url() {
-    local log=$1 pattern=$2 pid=$3
-    for _ in $(seq 1 3000); do
-        if grep -q "$pattern" "$log" 2>/dev/null; then
-            grep "$pattern" "$log" | grep -o 'http://[0-9.:]*' | head -n 1
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; say "server $pid died"; return 1; }
-        sleep 0.1
-    done
-    say "server $pid did not start within 300 s"
-    return 1
-}
 
 say "starting glint registry and minimal_hyper on 127.0.0.1"
 started=$(date +%s.%N)
 "$bin/glint" registry --bind-host 127.0.0.1 --registry-port 0 --data-dir "$data" \
     2>"$work/glint.log" &
 pids+=($!)
-registry_url=$(wait_for_url "$work/glint.log" "listening on" "${pids[-1]}")
+registry_url=$(wait_for_url "$work/glint.log" "listening on" "${pids[-1]}" 300)
 say "glint registry at $registry_url (ready $(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s after start)"
 "$bin/examples/minimal_hyper" --port 0 2>"$work/baseline.log" &
 pids+=($!)
