@@ -145,28 +145,18 @@ struct Args {
 
 fn parse(cmd: &str, raw: &[String]) -> Result<Args, UsageError> {
     let mut a = Args::default();
-    let mut it = raw.iter();
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| UsageError(format!("{name} needs a value")))
-        };
+    let mut args = super::ArgWalker::new(raw);
+    while let Some((name, arg)) = args.next_arg() {
         match name {
-            "--url" => a.url = Some(value(name)?),
+            "--url" => a.url = Some(args.value(name)?),
             "--json" => a.json = true,
             "-v" | "--verbose" => a.verbose = true,
             "-y" | "--yes" => a.yes = true,
             "--all" if matches!(cmd, "index" | "details") => a.all = true,
             "--purge-props" if cmd == "update" => a.purge_props = true,
-            "-f" | "--file" if matches!(cmd, "add" | "update") => a.file = Some(value(name)?),
-            "--store" if cmd == "add" => a.store = Some(value(name)?),
-            "-o" | "--output" if cmd == "download" => a.output = Some(value(name)?),
+            "-f" | "--file" if matches!(cmd, "add" | "update") => a.file = Some(args.value(name)?),
+            "--store" if cmd == "add" => a.store = Some(args.value(name)?),
+            "-o" | "--output" if cmd == "download" => a.output = Some(args.value(name)?),
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(UsageError(format!("unknown option '{flag}'")))
             }
@@ -179,7 +169,7 @@ fn parse(cmd: &str, raw: &[String]) -> Result<Args, UsageError> {
                         "Arguments should be in the form of field=value. You specified {arg}."
                     )))
                 }
-                None => a.positional.push(arg.clone()),
+                None => a.positional.push(arg.to_string()),
             },
         }
     }

@@ -16,6 +16,48 @@ use crate::config::App;
 #[derive(Debug)]
 pub struct UsageError(pub String);
 
+/// Walks command-line arguments, splitting `--name=value`; [`ArgWalker::value`] takes a flag's
+/// value from after the `=` or else from the next argument.
+struct ArgWalker<'a> {
+    rest: std::slice::Iter<'a, String>,
+    /// The `value` of the current `--name=value`.
+    inline: Option<&'a str>,
+}
+
+impl<'a> ArgWalker<'a> {
+    fn new(args: &'a [String]) -> ArgWalker<'a> {
+        ArgWalker {
+            rest: args.iter(),
+            inline: None,
+        }
+    }
+
+    /// The next argument as `(name, whole argument)`: the name of `--name=value` is `--name`,
+    /// of anything else the whole argument.
+    fn next_arg(&mut self) -> Option<(&'a str, &'a str)> {
+        let arg = self.rest.next()?;
+        match arg.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => {
+                self.inline = Some(value);
+                Some((name, arg))
+            }
+            _ => {
+                self.inline = None;
+                Some((arg, arg))
+            }
+        }
+    }
+
+    /// The value of flag `name` (the current argument).
+    fn value(&mut self, name: &str) -> Result<String, UsageError> {
+        self.inline
+            .take()
+            .or_else(|| self.rest.next().map(String::as_str))
+            .map(str::to_string)
+            .ok_or_else(|| UsageError(format!("{name} needs a value")))
+    }
+}
+
 const USAGE: &str = "\
 glint: an OpenStack Glance v1 compatible image service and its client
 

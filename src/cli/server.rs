@@ -75,27 +75,21 @@ pub fn run(app: App, args: &[String]) -> Result<ExitCode, UsageError> {
 fn parse_args(app: App, rest: &[String]) -> Result<RawConfig, UsageError> {
     let mut flags = RawConfig::default();
     let mut config_file: Option<PathBuf> = None;
-    let mut it = rest.iter();
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |name: &str| {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| UsageError(format!("{name} needs a value")))
-        };
+    let mut args = super::ArgWalker::new(rest);
+    while let Some((name, _)) = args.next_arg() {
         match name {
             "-v" | "--verbose" => flags.set_flag("verbose", "true"),
             "-d" | "--debug" => flags.set_flag("debug", "true"),
-            "--bind-host" => flags.set_flag("bind_host", &value(name)?),
-            "--registry-port" if app != App::Api => flags.set_flag("registry_port", &value(name)?),
-            "--api-port" if app != App::Registry => flags.set_flag("api_port", &value(name)?),
-            "--registry-url" if app == App::Api => flags.set_flag("registry_url", &value(name)?),
-            "--data-dir" => flags.set_flag("data_dir", &value(name)?),
-            "--config-file" => config_file = Some(PathBuf::from(value(name)?)),
+            "--bind-host" => flags.set_flag("bind_host", &args.value(name)?),
+            "--registry-port" if app != App::Api => {
+                flags.set_flag("registry_port", &args.value(name)?)
+            }
+            "--api-port" if app != App::Registry => flags.set_flag("api_port", &args.value(name)?),
+            "--registry-url" if app == App::Api => {
+                flags.set_flag("registry_url", &args.value(name)?)
+            }
+            "--data-dir" => flags.set_flag("data_dir", &args.value(name)?),
+            "--config-file" => config_file = Some(PathBuf::from(args.value(name)?)),
             other => return Err(UsageError(format!("unknown option '{other}'"))),
         }
     }
