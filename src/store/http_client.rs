@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::{DataSource, Error, Metered, Retrieved};
 use crate::http::body::BoxError;
@@ -116,27 +117,131 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-/// Sends every chunk of `source` into a channel body. A source failure is passed on (so the store
-/// request is aborted) and returned.
-pub async fn feed<S: DataSource>(
+/// A store request started by [`send_streamed`] or [`send_full`], its answer still to come.
+pub struct Sending {
+    task: JoinHandle<Result<Response<Incoming>, hyper_util::client::legacy::Error>>,
+    what: &'static str,
+}
+
+impl Sending {
+    /// Waits for the answer's head (its body is left to the caller).
+    pub async fn answer(self) -> Result<Response<Incoming>, Error> {
+        let what = self.what;
+        self.task
+            .await
+            .map_err(|e| Error::Backend(format!("{what} request task failed: {e}")))?
+            .map_err(|e| {
+                Error::Unavailable(format!("{what} endpoint unreachable: {}", describe(&e)))
+            })
+    }
+}
+
+/// Starts `request` (its body fed by the caller) on a task of its own.
+fn start(http: &HttpClient, request: Request<OutBody>, what: &'static str) -> Sending {
+    Sending {
+        task: tokio::spawn(http.request(request)),
+        what,
+    }
+}
+
+/// Builds a request from `builder` and `body`.
+fn build(
+    builder: hyper::http::request::Builder,
+    body: OutBody,
+    what: &str,
+) -> Result<Request<OutBody>, Error> {
+    builder
+        .body(body)
+        .map_err(|e| Error::Backend(format!("cannot build {what} request: {e}")))
+}
+
+/// Starts the request of `builder` with a body of `data`, answered later through [`Sending`].
+pub fn send_full(
+    http: &HttpClient,
+    builder: hyper::http::request::Builder,
+    data: Bytes,
+    what: &'static str,
+) -> Result<Sending, Error> {
+    let len = data.len();
+    let request = build(builder.header(CONTENT_LENGTH, len), full(data), what)?;
+    Ok(start(http, request, what))
+}
+
+/// How much of an upload a streamed request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// Exactly this many bytes, sent with `Content-Length`; an upload that ends sooner fails.
+    Exact(u64),
+    /// At most this many bytes, fewer if the upload ends first, sent chunked.
+    UpTo(u64),
+}
+
+/// Starts the request of `builder` and streams the `span` of `source` that comes next as its body.
+/// Returns once the body is handed over, with the number of bytes sent; the answer comes through
+/// [`Sending::answer`], so a caller may feed its next request meanwhile. Nothing is buffered
+/// beyond the channel's few chunks. If the source fails (or ends before an exact span), the
+/// request is aborted and has ended when the error is returned.
+pub async fn send_streamed<S: DataSource>(
+    http: &HttpClient,
+    builder: hyper::http::request::Builder,
+    source: &mut Metered<'_, S>,
+    span: Span,
+    what: &'static str,
+) -> Result<(Sending, u64), Error> {
+    let (builder, limit) = match span {
+        Span::Exact(len) => (builder.header(CONTENT_LENGTH, len), len),
+        Span::UpTo(len) => (builder, len),
+    };
+    let (sender, body) = channel_body();
+    let sending = start(http, build(builder, body, what)?, what);
+    let fed = match feed(source, sender, limit).await {
+        Ok(sent) if sent < limit && matches!(span, Span::Exact(_)) => {
+            Err(Error::ClientDisconnected(format!(
+                "the upload ended {} bytes before its announced size",
+                limit - sent
+            )))
+        }
+        other => other,
+    };
+    match fed {
+        Ok(sent) => Ok((sending, sent)),
+        Err(e) => {
+            let _ = sending.task.await;
+            Err(e)
+        }
+    }
+}
+
+/// Sends the next `limit` bytes of `source` (fewer if it ends first) into a channel body; the
+/// rest of a chunk that crosses the limit is pushed back for the next read. A source failure is
+/// passed on (so the store request is aborted) and returned.
+async fn feed<S: DataSource>(
     source: &mut Metered<'_, S>,
     sender: mpsc::Sender<Result<Bytes, BoxError>>,
-) -> Result<(), Error> {
-    loop {
+    limit: u64,
+) -> Result<u64, Error> {
+    let mut sent = 0u64;
+    while sent < limit {
         match source.next_chunk().await {
-            Ok(Some(chunk)) => {
+            Ok(Some(mut chunk)) => {
+                let room = limit - sent;
+                if chunk.len() as u64 > room {
+                    source.push_back(chunk.split_off(room as usize));
+                }
+                sent += chunk.len() as u64;
                 if sender.send(Ok(chunk)).await.is_err() {
-                    // The request ended early; its own result says why.
-                    return Ok(());
+                    // The request ended early; its own answer says why.
+                    break;
                 }
             }
-            Ok(None) => return Ok(()),
+            Ok(None) => break,
             Err(e) => {
                 let _ = sender.send(Err(e.to_string().into())).await;
                 return Err(e);
             }
         }
     }
+    Ok(sent)
 }
 
 /// Sends a request and reads the whole (small) answer.

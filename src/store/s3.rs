@@ -1,20 +1,23 @@
 //! The S3 store (Amazon S3 and compatible servers such as Ceph radosgw): AWS Signature V4 through
 //! `rusty-s3`'s sans-IO signer, requests through the hyper client. An upload of known size below
-//! the multipart threshold is streamed as one sized PUT; anything else goes as a multipart upload
-//! of fixed-size parts, at most two parts in memory (one uploading, one filling), aborted on any
-//! failure. Credentials come from the configuration (or the location) and never appear in a
-//! location, an error message or a log line.
+//! the multipart threshold is streamed as one sized PUT; a larger one goes as a multipart upload
+//! whose parts are streamed from the upload with their exact lengths, so memory does not grow with
+//! the part size. An upload of unknown size is cut into parts read into memory first (S3 needs a
+//! part's length up front): at most two parts, one uploading and one filling. A multipart upload
+//! is aborted on any failure. Credentials come from the configuration (or the location) and never
+//! appear in a location, an error message or a log line.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::header::{CONTENT_LENGTH, ETAG};
+use hyper::header::ETAG;
 use hyper::{Method, Request, StatusCode};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use tokio::task::JoinHandle;
 
-use super::http_client::{self, HttpClient, OutBody};
+use super::http_client::{self, HttpClient, OutBody, Span};
 use super::{DataSource, Error, Location, Metered, Retrieved};
 
 /// How long a signed request stays valid.
@@ -22,6 +25,9 @@ const SIGNATURE_TTL: Duration = Duration::from_secs(3600);
 
 /// Smallest part S3 accepts (except the last).
 pub const MIN_PART_SIZE: u64 = 5 << 20;
+
+/// Most parts S3 accepts in one multipart upload.
+pub const MAX_PARTS: u16 = 10_000;
 
 /// The S3 store's settings (`s3_store_*` options).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +165,7 @@ impl S3 {
         }
     }
 
-    /// One PUT with a known length, the body streamed through a bounded channel.
+    /// One PUT with a known length, the body streamed from the upload.
     async fn put_single<S: DataSource>(
         &self,
         key: &str,
@@ -170,49 +176,43 @@ impl S3 {
             .bucket
             .put_object(Some(&self.credentials), key)
             .sign(SIGNATURE_TTL);
-        let (sender, body) = http_client::channel_body();
-        let request = Request::builder()
-            .method(Method::PUT)
-            .uri(url.as_str())
-            .header(CONTENT_LENGTH, size)
-            .body(body)
-            .map_err(|e| Error::Backend(format!("cannot build S3 request: {e}")))?;
-        let sending = tokio::spawn(self.http.request(request));
-        let fed = http_client::feed(source, sender).await;
-        let response = sending
-            .await
-            .map_err(|e| Error::Backend(format!("S3 upload task failed: {e}")))?;
-        fed?;
-        let response = response.map_err(|e| {
-            Error::Unavailable(format!(
-                "S3 endpoint unreachable: {}",
-                http_client::describe(&e)
-            ))
-        })?;
+        let request = Request::builder().method(Method::PUT).uri(url.as_str());
+        let (sending, _) =
+            http_client::send_streamed(&self.http, request, source, Span::Exact(size), "S3")
+                .await?;
+        let response = sending.answer().await?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
         if !status.is_success() {
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             return Err(self.failure("uploading the object", status, &body));
         }
         Ok(())
     }
 
+    /// A multipart upload: of parts streamed straight from the upload when its size is known,
+    /// otherwise of parts filled in memory first (S3 needs each part's length up front).
     async fn put_multipart<S: DataSource>(
         &self,
         key: &str,
         source: &mut Metered<'_, S>,
     ) -> Result<(), Error> {
-        let part_size = self.config.part_size.max(MIN_PART_SIZE) as usize;
-        let first = source.fill(part_size).await?;
-        if first.len() < part_size {
-            // The whole image fits in one part: a single PUT of the buffer.
-            return self.put_buffer(key, first.freeze()).await;
-        }
+        let part_size = self.config.part_size.max(MIN_PART_SIZE);
+        let (parts, first) = match source.size_hint() {
+            Some(size) => (Parts::streamed(size, part_size), None),
+            None => {
+                let first = source.fill(part_size as usize).await?;
+                if (first.len() as u64) < part_size {
+                    // The whole image fits in one part: a single PUT of the buffer.
+                    return self.put_buffer(key, first.freeze()).await;
+                }
+                (Parts::Buffered { part_size }, Some(first.freeze()))
+            }
+        };
         let url = self
             .bucket
             .create_multipart_upload(Some(&self.credentials), key)
@@ -229,7 +229,7 @@ impl S3 {
             .upload_id()
             .to_string();
         match self
-            .upload_parts(key, &upload_id, first, source, part_size)
+            .upload_parts(key, &upload_id, parts, first, source)
             .await
         {
             Ok(()) => Ok(()),
@@ -255,51 +255,71 @@ impl S3 {
         }
     }
 
+    /// Sends every part, each one's answer awaited while the next is sent, then completes the
+    /// upload. Returns only once no part request is running, so the caller may abort.
     async fn upload_parts<S: DataSource>(
         &self,
         key: &str,
         upload_id: &str,
-        first: BytesMut,
+        parts: Parts,
+        mut buffered: Option<Bytes>,
         source: &mut Metered<'_, S>,
-        part_size: usize,
     ) -> Result<(), Error> {
         let mut etags: Vec<String> = Vec::new();
-        let mut in_flight: Option<tokio::task::JoinHandle<Result<String, Error>>> = None;
-        let mut part = first;
-        let mut number: u16 = 1;
-        loop {
-            let url = self
-                .bucket
-                .upload_part(Some(&self.credentials), key, number, upload_id)
-                .sign(SIGNATURE_TTL);
-            let upload = {
-                let http = self.http.clone();
-                let data = part.freeze();
-                async move { put_part(http, url.to_string(), data, number).await }
-            };
-            if let Some(previous) = in_flight.take() {
-                etags.push(join_part(previous).await?);
-            }
-            in_flight = Some(tokio::spawn(upload));
-            part = match source.fill(part_size).await {
-                Ok(part) => part,
-                Err(e) => {
-                    // No part may still be uploading when the caller aborts the upload.
-                    if let Some(last) = in_flight.take() {
-                        let _ = join_part(last).await;
+        let mut in_flight: Option<JoinHandle<Result<String, Error>>> = None;
+        let result = async {
+            for number in 1u16.. {
+                let url = self
+                    .bucket
+                    .upload_part(Some(&self.credentials), key, number, upload_id)
+                    .sign(SIGNATURE_TTL);
+                let request = Request::builder().method(Method::PUT).uri(url.as_str());
+                let sending = match parts {
+                    Parts::Streamed {
+                        size, part_size, ..
+                    } => {
+                        let start = (number as u64 - 1) * part_size;
+                        let len = part_size.min(size - start);
+                        let span = Span::Exact(len);
+                        http_client::send_streamed(&self.http, request, source, span, "S3")
+                            .await?
+                            .0
                     }
-                    return Err(e);
+                    Parts::Buffered { .. } => {
+                        let data = buffered.take().unwrap_or_default();
+                        http_client::send_full(&self.http, request, data, "S3")?
+                    }
+                };
+                if let Some(previous) = in_flight.take() {
+                    etags.push(join_part(previous).await?);
                 }
-            };
-            if part.is_empty() {
-                break;
+                in_flight = Some(tokio::spawn(part_etag(sending, number)));
+                if number >= parts.count().unwrap_or(MAX_PARTS) {
+                    if parts.count().is_none() && source.next_chunk().await?.is_some() {
+                        return Err(too_many_parts());
+                    }
+                    break;
+                }
+                if let Parts::Buffered { part_size } = parts {
+                    let data = source.fill(part_size as usize).await?;
+                    if data.is_empty() {
+                        break;
+                    }
+                    buffered = Some(data.freeze());
+                }
             }
-            number = number.checked_add(1).ok_or_else(|| {
-                Error::Backend("image needs more than 65535 S3 parts; raise the part size".into())
-            })?;
+            if let Some(last) = in_flight.take() {
+                etags.push(join_part(last).await?);
+            }
+            Ok(())
         }
-        if let Some(last) = in_flight.take() {
-            etags.push(join_part(last).await?);
+        .await;
+        if let Err(e) = result {
+            // No part may still be uploading when the caller aborts the upload.
+            if let Some(last) = in_flight.take() {
+                let _ = join_part(last).await;
+            }
+            return Err(e);
         }
         let action = self.bucket.complete_multipart_upload(
             Some(&self.credentials),
@@ -412,8 +432,15 @@ impl S3 {
         http_client::call(&self.http, method, url, body, length, "S3").await
     }
 
-    /// A store error for an S3 answer, with S3's error code but never the signed URL.
+    /// A store error for an S3 answer to a write to the configured bucket, with S3's error code
+    /// but never the signed URL. A missing bucket makes the store unusable, not the image absent.
     fn failure(&self, doing: &str, status: StatusCode, body: &[u8]) -> Error {
+        if String::from_utf8_lossy(body).contains("<Code>NoSuchBucket</Code>") {
+            return Error::Unavailable(format!(
+                "S3 bucket {} does not exist (set s3_store_create_bucket_on_put)",
+                self.config.bucket
+            ));
+        }
         self.failure_in(&self.config.bucket, doing, status, body)
     }
 
@@ -434,22 +461,69 @@ impl S3 {
     }
 }
 
-async fn put_part(
-    http: HttpClient,
-    url: String,
-    data: Bytes,
-    number: u16,
-) -> Result<String, Error> {
-    let len = data.len() as u64;
-    let (status, body, headers) = http_client::call_with_headers(
-        &http,
-        Method::PUT,
-        &url,
-        http_client::full(data),
-        Some(len),
-        "S3",
-    )
-    .await?;
+/// How an upload is cut into parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parts {
+    /// A known size: every part is streamed from the upload with its exact length.
+    Streamed {
+        /// The whole upload's size.
+        size: u64,
+        /// Bytes per part (the last may be shorter).
+        part_size: u64,
+        /// How many parts.
+        count: u16,
+    },
+    /// An unknown size: each part is read into memory first to learn its length.
+    Buffered {
+        /// Bytes per part (the last may be shorter).
+        part_size: u64,
+    },
+}
+
+impl Parts {
+    /// Parts for `size` bytes: of `part_size`, or larger if that would need more than
+    /// [`MAX_PARTS`] parts (rounded up to a whole MiB).
+    fn streamed(size: u64, part_size: u64) -> Parts {
+        let least = size.div_ceil(MAX_PARTS as u64).next_multiple_of(1 << 20);
+        let part_size = part_size.max(least);
+        let count = size.div_ceil(part_size).max(1) as u16;
+        Parts::Streamed {
+            size,
+            part_size,
+            count,
+        }
+    }
+
+    /// How many parts, when known in advance.
+    fn count(&self) -> Option<u16> {
+        match self {
+            Parts::Streamed { count, .. } => Some(*count),
+            Parts::Buffered { .. } => None,
+        }
+    }
+}
+
+fn too_many_parts() -> Error {
+    Error::Backend(format!(
+        "image needs more than {MAX_PARTS} S3 parts; raise s3_store_large_object_chunk_size"
+    ))
+}
+
+/// The ETag S3 gives a part, once it answers.
+async fn part_etag(sending: http_client::Sending, number: u16) -> Result<String, Error> {
+    let response = sending.answer().await?;
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get(ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     if !status.is_success() {
         let text = String::from_utf8_lossy(&body);
         return Err(Error::Backend(format!(
@@ -457,14 +531,10 @@ async fn put_part(
             text.chars().take(200).collect::<String>()
         )));
     }
-    headers
-        .get(ETAG)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .ok_or_else(|| Error::Backend(format!("S3 sent no ETag for part {number}")))
+    etag.ok_or_else(|| Error::Backend(format!("S3 sent no ETag for part {number}")))
 }
 
-async fn join_part(task: tokio::task::JoinHandle<Result<String, Error>>) -> Result<String, Error> {
+async fn join_part(task: JoinHandle<Result<String, Error>>) -> Result<String, Error> {
     task.await
         .map_err(|e| Error::Backend(format!("S3 part upload task failed: {e}")))?
 }

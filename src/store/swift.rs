@@ -1,19 +1,22 @@
 //! The Swift store (OpenStack Swift, tempauth v1): objects below the large-object size go as one
 //! sized PUT streamed from the upload; larger ones, or ones of unknown size, as segments
-//! `<object>-00001`, `<object>-00002`, … of at most the chunk size (at most two in memory), then a
-//! zero-byte manifest with `X-Object-Manifest`. Deleting a manifest deletes its segments. The
-//! token is renewed when Swift answers 401 (once per request). Credentials never appear in a
-//! location, an error message or a log line.
+//! `<object>-00001`, `<object>-00002`, … of at most the chunk size, each streamed from the upload
+//! (sized when the upload's size is known, chunked otherwise), then a zero-byte manifest with
+//! `X-Object-Manifest`. Memory does not grow with the segment size. Deleting a manifest deletes its
+//! segments. The token is renewed when Swift answers 401 (once per request) and, before an upload
+//! streams, when it is about to expire. Credentials never appear in a location, an error message
+//! or a log line.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH};
+use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 
-use super::http_client::{self, HttpClient, OutBody};
+use super::http_client::{self, HttpClient, OutBody, Span};
 use super::{DataSource, Error, Location, Metered, Retrieved};
 
 /// The Swift store's settings (`swift_store_*` options).
@@ -50,9 +53,22 @@ pub struct SwiftLocation {
 pub struct Swift {
     config: SwiftConfig,
     http: HttpClient,
-    /// `(storage URL, token)` from the last authentication.
-    session: Mutex<Option<(String, String)>>,
+    /// The last authentication's answer.
+    session: Mutex<Option<Session>>,
 }
+
+/// What Swift's auth endpoint answered.
+#[derive(Clone)]
+struct Session {
+    storage_url: String,
+    token: String,
+    /// When the token expires, if Swift said (`X-Auth-Token-Expires`).
+    expires: Option<Instant>,
+}
+
+/// A token that expires sooner than this is renewed before an upload streams with it: a streamed
+/// body cannot be sent again after a 401.
+const RENEW_MARGIN: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Deserialize)]
 struct Listed {
@@ -100,22 +116,45 @@ impl Swift {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let session = header("x-storage-url")
+        let (storage_url, token) = header("x-storage-url")
             .zip(header("x-auth-token"))
             .ok_or_else(|| Error::Backend("Swift auth sent no storage URL or token".into()))?;
+        let expires = header("x-auth-token-expires")
+            .and_then(|secs| secs.trim().parse::<u64>().ok())
+            .map(|secs| Instant::now() + Duration::from_secs(secs));
         if let Ok(mut cached) = self.session.lock() {
-            *cached = Some(session.clone());
+            *cached = Some(Session {
+                storage_url: storage_url.clone(),
+                token: token.clone(),
+                expires,
+            });
         }
-        Ok(session)
+        Ok((storage_url, token))
     }
 
-    async fn session(&self, renew: bool) -> Result<(String, String), Error> {
+    /// `(storage URL, token)`: the cached ones, unless `renew` asks for new ones or the token
+    /// expires within `margin`.
+    async fn session_lasting(
+        &self,
+        renew: bool,
+        margin: Duration,
+    ) -> Result<(String, String), Error> {
         if !renew {
-            if let Some(s) = self.session.lock().ok().and_then(|s| s.clone()) {
-                return Ok(s);
+            let cached = self.session.lock().ok().and_then(|s| s.clone());
+            if let Some(s) = cached {
+                let lasts = s
+                    .expires
+                    .is_none_or(|at| at.saturating_duration_since(Instant::now()) > margin);
+                if lasts {
+                    return Ok((s.storage_url, s.token));
+                }
             }
         }
         self.authenticate().await
+    }
+
+    async fn session(&self, renew: bool) -> Result<(String, String), Error> {
+        self.session_lasting(renew, Duration::ZERO).await
     }
 
     /// Sends a request to `{storage}/{path}` with the token; on 401 re-authenticates once and
@@ -181,6 +220,8 @@ impl Swift {
         name: &str,
         source: &mut Metered<'_, S>,
     ) -> Result<Location, Error> {
+        // A streamed body cannot be sent twice, so the token and the container are checked (and
+        // the token renewed if Swift refuses it) before the first byte of the image is read.
         let container = self.config.container.clone();
         if self.config.create_container_on_put {
             let (status, _, _) = self
@@ -191,60 +232,57 @@ impl Swift {
                     "Swift refused to create container {container}: {status}"
                 )));
             }
+        } else {
+            let (status, _, _) = self
+                .call(Method::HEAD, &container, http_client::empty, &[])
+                .await?;
+            self.check_put(status, &container)?;
         }
         match source.size_hint() {
             Some(size) if size < self.config.large_object_size => {
-                self.put_single(name, source, size).await?
+                let path = format!("{container}/{name}");
+                self.put_streamed(&path, source, Span::Exact(size)).await?;
             }
             _ => self.put_segmented(name, source).await?,
         }
         Ok(self.location_of(name))
     }
 
-    async fn put_single<S: DataSource>(
+    /// PUTs the `span` of `source` that comes next as the object at `path`, streamed. Returns
+    /// the bytes sent.
+    async fn put_streamed<S: DataSource>(
         &self,
-        name: &str,
+        path: &str,
         source: &mut Metered<'_, S>,
-        size: u64,
-    ) -> Result<(), Error> {
-        // A streamed body cannot be replayed, so make sure the token is fresh enough first.
-        let (storage, token) = self.session(false).await?;
-        let path = format!("{}/{name}", self.config.container);
-        let (sender, body) = http_client::channel_body();
+        span: Span,
+    ) -> Result<u64, Error> {
+        let (storage, token) = self.session_lasting(false, RENEW_MARGIN).await?;
         let request = Request::builder()
             .method(Method::PUT)
             .uri(format!("{storage}/{path}"))
-            .header("x-auth-token", token)
-            .header(CONTENT_LENGTH, size)
-            .body(body)
-            .map_err(|e| Error::Backend(format!("cannot build Swift request: {e}")))?;
-        let sending = tokio::spawn(self.http.request(request));
-        let fed = http_client::feed(source, sender).await;
-        let response = sending
-            .await
-            .map_err(|e| Error::Backend(format!("Swift upload task failed: {e}")))?;
-        fed?;
-        let response = response.map_err(|e| {
-            Error::Unavailable(format!(
-                "Swift endpoint unreachable: {}",
-                http_client::describe(&e)
-            ))
-        })?;
+            .header("x-auth-token", token);
+        let (sending, sent) =
+            http_client::send_streamed(&self.http, request, source, span, "Swift").await?;
+        let response = sending.answer().await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
-            // The token expired between the check and the upload: renew it for the next request.
+            // The token was revoked while the upload streamed: the bytes are gone, so the upload
+            // fails, but the next request (the clean-up first) gets a fresh token.
             let _ = self.authenticate().await;
-            return Err(Error::Forbidden(
-                "Swift token expired during the upload; retry".into(),
-            ));
+            return Err(Error::Forbidden(format!(
+                "Swift refused the token of user {} while {path} was streaming; the token is \
+                 renewed, retry the upload",
+                self.config.user
+            )));
         }
-        self.check_put(status, &path)
+        self.check_put(status, path)?;
+        Ok(sent)
     }
 
     fn check_put(&self, status: StatusCode, path: &str) -> Result<(), Error> {
         match status {
             s if s.is_success() => Ok(()),
-            StatusCode::NOT_FOUND => Err(Error::Backend(format!(
+            StatusCode::NOT_FOUND => Err(Error::Unavailable(format!(
                 "Swift container {} does not exist (set swift_store_create_container_on_put)",
                 self.config.container
             ))),
@@ -263,13 +301,18 @@ impl Swift {
         if let Err(e) = result {
             for segment in &written {
                 let path = format!("{}/{segment}", self.config.container);
-                if let Err(del) = self
+                match self
                     .call(Method::DELETE, &path, http_client::empty, &[])
                     .await
                 {
-                    crate::error!(
+                    Ok((status, _, _))
+                        if status.is_success() || status == StatusCode::NOT_FOUND => {}
+                    Ok((status, _, _)) => crate::error!(
+                        "could not remove Swift segment {segment} of a failed upload: {status}"
+                    ),
+                    Err(del) => crate::error!(
                         "could not remove Swift segment {segment} of a failed upload: {del}"
-                    );
+                    ),
                 }
             }
             return Err(e);
@@ -277,39 +320,48 @@ impl Swift {
         Ok(())
     }
 
+    /// Streams the upload as segments `<name>-00001`, … of the chunk size (each sized when the
+    /// upload's size is known, chunked otherwise), then PUTs the manifest. Every object it
+    /// starts writing is recorded in `written`, so a failure can remove them.
     async fn write_segments<S: DataSource>(
         &self,
         name: &str,
         source: &mut Metered<'_, S>,
         written: &mut Vec<String>,
     ) -> Result<(), Error> {
-        let chunk = self.config.chunk_size.max(1) as usize;
-        let mut number = 0u32;
-        loop {
-            let data = source.fill(chunk).await?.freeze();
-            if data.is_empty() && number > 0 {
-                break;
+        let chunk = self.config.chunk_size.max(1);
+        let total = source.size_hint();
+        let mut sent_total = 0u64;
+        for number in 1u32.. {
+            let length = total.map(|size| chunk.min(size - sent_total));
+            if number > 1 {
+                let more = match length {
+                    Some(length) => length > 0,
+                    None => match source.next_chunk().await? {
+                        Some(first) => {
+                            source.push_back(first);
+                            true
+                        }
+                        None => false,
+                    },
+                };
+                if !more {
+                    break;
+                }
             }
-            number += 1;
             let segment = format!("{name}-{number:05}");
             let path = format!("{}/{segment}", self.config.container);
-            let len = data.len().to_string();
             written.push(segment);
-            let (status, _, _) = self
-                .call(
-                    Method::PUT,
-                    &path,
-                    || http_client::full(data.clone()),
-                    &[("content-length", len)],
-                )
-                .await?;
-            self.check_put(status, &path)?;
-            if data.len() < chunk {
+            let span = length.map_or(Span::UpTo(chunk), Span::Exact);
+            let sent = self.put_streamed(&path, source, span).await?;
+            sent_total += sent;
+            if length.is_none() && sent < chunk {
                 break;
             }
         }
         let manifest = format!("{}/{name}-", self.config.container);
         let path = format!("{}/{name}", self.config.container);
+        written.push(name.to_string());
         let (status, _, _) = self
             .call(
                 Method::PUT,
@@ -322,7 +374,6 @@ impl Swift {
             )
             .await?;
         self.check_put(status, &path)?;
-        written.push(name.to_string());
         Ok(())
     }
 

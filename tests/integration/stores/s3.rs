@@ -32,10 +32,15 @@ struct S3World {
 /// glint (with `-d` when `debug`) over a fresh bucket, or `None` when the S3 server is not
 /// configured (outside CI).
 fn world(debug: bool) -> Option<S3World> {
+    world_with_parts(debug, PART_MB)
+}
+
+/// Like [`world`], with parts of `part_mb` MiB.
+fn world_with_parts(debug: bool, part_mb: u64) -> Option<S3World> {
     let env = s3_env()?;
     let bucket = unique_name();
     let direct = S3Direct::new(&env, &bucket);
-    let glint = Glint::start(&s3_config(&env, &bucket, THRESHOLD_MB, PART_MB), debug);
+    let glint = Glint::start(&s3_config(&env, &bucket, THRESHOLD_MB, part_mb), debug);
     Some(S3World {
         glint,
         direct,
@@ -150,8 +155,12 @@ fn s3_chunked_upload_larger_than_a_part_goes_multipart_and_reads_back_identical(
 }
 
 #[test]
-fn s3_300_mib_upload_is_multipart_with_bounded_memory_reads_back_and_delete_removes_it() {
-    let Some(w) = world(false) else { return };
+fn s3_300_mib_upload_streams_its_100_mib_parts_in_flat_memory_reads_back_and_delete_removes_it() {
+    // Parts far larger than the memory glint may use: they must be streamed, not buffered.
+    let part_mb = 100;
+    let Some(w) = world_with_parts(false, part_mb) else {
+        return;
+    };
     let len = 300 * MIB;
     let md5 = generated_md5(len, 4);
     let started = std::time::Instant::now();
@@ -166,12 +175,11 @@ fn s3_300_mib_upload_is_multipart_with_bounded_memory_reads_back_and_delete_remo
     let id = assert_uploaded(&reply, len, &md5);
     let upload = started.elapsed();
 
-    // 300 MiB in 8 MiB parts: a multipart object of 38 parts, and no upload left open.
-    let parts = len.div_ceil(PART_MB * MIB);
+    // 300 MiB in 100 MiB parts: a multipart object of exactly 3 parts, no upload left open.
     let etag = w.direct.etag(&id).expect("no object in S3");
     assert!(
-        etag.ends_with(&format!("-{parts}")),
-        "expected a {parts}-part object, S3 has ETag {etag}"
+        etag.ends_with("-3"),
+        "expected a 3-part object, S3 has ETag {etag}"
     );
     assert_eq!(w.direct.list(&id), vec![id.clone()]);
     assert_eq!(w.direct.unfinished_uploads(), vec![]);
@@ -182,18 +190,47 @@ fn s3_300_mib_upload_is_multipart_with_bounded_memory_reads_back_and_delete_remo
         started.elapsed()
     );
 
-    // Memory stayed bounded: a few parts in flight, never the image.
+    // Memory stayed flat: not the image, and not even one part.
     let peak = w.glint.peak_rss();
     eprintln!("s3 300 MiB: glint's peak RSS {} MiB", peak / MIB);
     assert!(
-        peak < 128 * MIB,
-        "glint's peak RSS was {} MiB for a 300 MiB image",
+        peak < 64 * MIB,
+        "glint's peak RSS was {} MiB for a 300 MiB image in {part_mb} MiB parts",
         peak / MIB
     );
 
     let deleted = w.glint.delete(&id);
     assert_eq!(deleted.status.as_u16(), 200, "{deleted:?}");
     assert_nothing_in_s3(&w.direct, &id);
+}
+
+#[test]
+fn s3_upload_to_a_missing_bucket_is_refused_with_503_naming_it_and_kills_the_image() {
+    let Some(env) = s3_env() else { return };
+    let bucket = unique_name();
+    let direct = S3Direct::new(&env, &bucket);
+    let mut config = s3_config(&env, &bucket, THRESHOLD_MB, PART_MB);
+    set_var(&mut config, "GLINT_S3_STORE_CREATE_BUCKET_ON_PUT", "false");
+    let glint = Glint::start(&config, false);
+    for (what, size) in [("one PUT", 256 << 10), ("multipart", 20 * MIB)] {
+        let id = uuid::Uuid::new_v4().to_string();
+        let reply = glint.upload_answered_early(
+            &[
+                ("x-image-meta-id", &id),
+                ("x-image-meta-name", "s3-no-bucket"),
+            ],
+            size,
+            6,
+        );
+        assert_clear_error(
+            &reply,
+            503,
+            &[&bucket, "does not exist", "s3_store_create_bucket_on_put"],
+            &[&env.secret_key],
+        );
+        assert_eq!(glint.status_of(&id), "killed", "{what}");
+    }
+    assert!(!direct.bucket_exists(), "the bucket was created");
 }
 
 #[test]

@@ -54,10 +54,15 @@ fn world(debug: bool) -> Option<SwiftWorld> {
 }
 
 fn world_holding(debug: bool, hold: TokenHold) -> Option<SwiftWorld> {
+    world_with_segments(debug, hold, CHUNK_MB)
+}
+
+/// Like [`world_holding`], with segments of `chunk_mb` MiB.
+fn world_with_segments(debug: bool, hold: TokenHold, chunk_mb: u64) -> Option<SwiftWorld> {
     let env = swift_env()?;
     let container = unique_name();
     let direct = SwiftDirect::new(&env, &container);
-    let glint = Glint::start(&swift_config(&env, &container, LARGE_MB, CHUNK_MB), debug);
+    let glint = Glint::start(&swift_config(&env, &container, LARGE_MB, chunk_mb), debug);
     Some(SwiftWorld {
         glint,
         direct,
@@ -180,45 +185,88 @@ fn swift_chunked_upload_larger_than_a_segment_is_segmented_and_reads_back_identi
 }
 
 #[test]
-fn swift_300_mib_upload_is_segmented_with_bounded_memory_reads_back_and_delete_removes_all() {
-    let Some(w) = world(false) else { return };
-    let len = 300 * MIB;
-    let md5 = generated_md5(len, 14);
-    let started = std::time::Instant::now();
-    let payload = Payload::Generated {
-        len,
-        seed: 14,
-        chunked: false,
+fn swift_300_mib_uploads_stream_their_100_mib_segments_in_flat_memory_sized_or_chunked() {
+    // Segments far larger than the memory glint may use: they must be streamed, not buffered.
+    let chunk_mb = 100;
+    let hold = TokenHold::Shared(TOKEN.read().unwrap_or_else(|e| e.into_inner()));
+    let Some(w) = world_with_segments(false, hold, chunk_mb) else {
+        return;
     };
-    let reply = w
-        .glint
-        .upload("swift-300", &[("x-image-meta-store", "swift")], payload);
-    let id = assert_uploaded(&reply, len, &md5);
-    let upload = started.elapsed();
+    let len = 300 * MIB;
+    for (seed, chunked) in [(14, false), (16, true)] {
+        let how = if chunked { "chunked" } else { "sized" };
+        let md5 = generated_md5(len, seed);
+        let started = std::time::Instant::now();
+        let payload = Payload::Generated { len, seed, chunked };
+        let reply = w
+            .glint
+            .upload("swift-300", &[("x-image-meta-store", "swift")], payload);
+        let id = assert_uploaded(&reply, len, &md5);
+        let upload = started.elapsed();
 
-    // 300 MiB in 8 MiB segments: 38 segments and the manifest.
-    let segments = len.div_ceil(CHUNK_MB * MIB);
-    assert_eq!(w.direct.list(&id), segmented(&id, segments));
-    let head = w.direct.head(&id).unwrap();
-    assert!(head.get("x-object-manifest").is_some(), "{head:?}");
-    let started = std::time::Instant::now();
-    assert_download(&w.glint, &id, len, &md5, false);
-    eprintln!(
-        "swift 300 MiB: upload {upload:?}, download {:?}",
-        started.elapsed()
-    );
+        // 300 MiB in 100 MiB segments: exactly 3 segments (no empty fourth) and the manifest.
+        assert_eq!(w.direct.list(&id), segmented(&id, 3), "{how}");
+        let head = w.direct.head(&id).unwrap();
+        assert!(head.get("x-object-manifest").is_some(), "{how}: {head:?}");
+        let started = std::time::Instant::now();
+        assert_download(&w.glint, &id, len, &md5, false);
+        eprintln!(
+            "swift 300 MiB {how}: upload {upload:?}, download {:?}",
+            started.elapsed()
+        );
 
+        let deleted = w.glint.delete(&id);
+        assert_eq!(deleted.status.as_u16(), 200, "{how}: {deleted:?}");
+        assert_nothing_in_swift(&w.direct, &id);
+    }
+
+    // Memory stayed flat: not the image, and not even one segment.
     let peak = w.glint.peak_rss();
     eprintln!("swift 300 MiB: glint's peak RSS {} MiB", peak / MIB);
     assert!(
-        peak < 128 * MIB,
-        "glint's peak RSS was {} MiB for a 300 MiB image",
+        peak < 64 * MIB,
+        "glint's peak RSS was {} MiB for 300 MiB images in {chunk_mb} MiB segments",
         peak / MIB
     );
+}
 
-    let deleted = w.glint.delete(&id);
-    assert_eq!(deleted.status.as_u16(), 200, "{deleted:?}");
-    assert_nothing_in_swift(&w.direct, &id);
+#[test]
+fn swift_upload_to_a_missing_container_is_refused_with_503_naming_it_and_kills_the_image() {
+    let _hold = TOKEN.read().unwrap_or_else(|e| e.into_inner());
+    let Some(env) = swift_env() else { return };
+    let container = unique_name();
+    let direct = SwiftDirect::new(&env, &container);
+    let mut config = swift_config(&env, &container, LARGE_MB, CHUNK_MB);
+    set_var(
+        &mut config,
+        "GLINT_SWIFT_STORE_CREATE_CONTAINER_ON_PUT",
+        "false",
+    );
+    let glint = Glint::start(&config, false);
+    for (what, size) in [("one object", 256 << 10), ("segmented", 20 * MIB)] {
+        let id = uuid::Uuid::new_v4().to_string();
+        let reply = glint.upload_answered_early(
+            &[
+                ("x-image-meta-id", &id),
+                ("x-image-meta-name", "swift-no-container"),
+                ("x-image-meta-store", "swift"),
+            ],
+            size,
+            17,
+        );
+        assert_clear_error(
+            &reply,
+            503,
+            &[
+                &container,
+                "does not exist",
+                "swift_store_create_container_on_put",
+            ],
+            &[&env.key],
+        );
+        assert_eq!(glint.status_of(&id), "killed", "{what}");
+    }
+    assert!(!direct.container_exists(), "the container was created");
 }
 
 #[test]
