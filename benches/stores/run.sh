@@ -39,6 +39,7 @@
 #   SHM_DIR=/dev/shm                tmpfs for the source file (falls back to DATA_PARENT if full)
 #   DATA_PARENT=${TMPDIR:-/tmp}     where glint's data dirs and logs go
 #   SERVICES=<repo>/../shared/services   the store server scripts
+#   GLINT_BIN=path/to/glint         measure this build instead of building the tree (before/after)
 # Units: MB/s = 10^6 bytes/s; MiB = 2^20 bytes.
 set -eEuo pipefail
 trap 'say "failed at line $LINENO: $BASH_COMMAND"' ERR
@@ -54,6 +55,7 @@ CHUNKED=${CHUNKED:-1}
 SHM_DIR=${SHM_DIR:-/dev/shm}
 DATA_PARENT=${DATA_PARENT:-${TMPDIR:-/tmp}}
 SERVICES=${SERVICES:-$root/../shared/services}
+GLINT_BIN=${GLINT_BIN:-}
 TARGET_PCT=90
 
 say() { printf 'stores/run.sh: %s\n' "$*" >&2; }
@@ -104,10 +106,18 @@ for tool in curl python3 awk df md5sum getconf; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
 cd "$root"
-say "building (release)"
-cargo build --release --bin glint
-bin=${CARGO_TARGET_DIR:-$root/target}/release
-[ -x "$bin/glint" ] || die "no $bin/glint after the build"
+if [ -n "$GLINT_BIN" ]; then
+    bin=$(cd "$(dirname "$GLINT_BIN")" && pwd)
+    if [ "$(basename "$GLINT_BIN")" != glint ] || [ ! -x "$GLINT_BIN" ]; then
+        die "GLINT_BIN=$GLINT_BIN is not a glint binary"
+    fi
+    say "measuring $GLINT_BIN (no build)"
+else
+    say "building (release)"
+    cargo build --release --bin glint
+    bin=${CARGO_TARGET_DIR:-$root/target}/release
+    [ -x "$bin/glint" ] || die "no $bin/glint after the build"
+fi
 
 [ -d "$SERVICES" ] || die "no store server scripts at $SERVICES (set SERVICES)"
 for s in $STORES; do

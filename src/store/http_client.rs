@@ -26,6 +26,10 @@ pub type OutBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 /// The client the network stores share: http, or https through rustls.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, OutBody>;
 
+/// Most bytes one read from a store connection may take. hyper's default (about 400 KiB) makes
+/// a download from a fast origin cost a read, a wake-up and a window update every 400 KiB.
+const READ_BUFFER_MAX: usize = 4 << 20;
+
 /// Chunks buffered between an upload and the store request it feeds.
 const CHANNEL_DEPTH: usize = 8;
 
@@ -78,7 +82,9 @@ pub fn new(roots: &TrustRoots) -> Result<HttpClient, Error> {
         .https_or_http()
         .enable_http1()
         .wrap_connector(connector);
-    Ok(Client::builder(TokioExecutor::new()).build(https))
+    Ok(Client::builder(TokioExecutor::new())
+        .http1_max_buf_size(READ_BUFFER_MAX)
+        .build(https))
 }
 
 /// An empty request body.
