@@ -66,6 +66,15 @@ struct Session {
     expires: Option<Instant>,
 }
 
+impl Session {
+    /// Whether the token is still good for longer than `margin` after `now` (a token without an
+    /// announced expiry is kept until Swift refuses it).
+    fn lasts(&self, margin: Duration, now: Instant) -> bool {
+        self.expires
+            .is_none_or(|at| at.saturating_duration_since(now) > margin)
+    }
+}
+
 /// A token that expires sooner than this is renewed before an upload streams with it: a streamed
 /// body cannot be sent again after a 401.
 const RENEW_MARGIN: Duration = Duration::from_secs(15 * 60);
@@ -141,13 +150,8 @@ impl Swift {
     ) -> Result<(String, String), Error> {
         if !renew {
             let cached = self.session.lock().ok().and_then(|s| s.clone());
-            if let Some(s) = cached {
-                let lasts = s
-                    .expires
-                    .is_none_or(|at| at.saturating_duration_since(Instant::now()) > margin);
-                if lasts {
-                    return Ok((s.storage_url, s.token));
-                }
+            if let Some(s) = cached.filter(|s| s.lasts(margin, Instant::now())) {
+                return Ok((s.storage_url, s.token));
             }
         }
         self.authenticate().await
@@ -478,4 +482,29 @@ fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(expires: Option<Instant>) -> Session {
+        Session {
+            storage_url: "http://127.0.0.1:1/v1/AUTH_test".into(),
+            token: "t".into(),
+            expires,
+        }
+    }
+
+    #[test]
+    fn a_token_is_renewed_before_an_upload_once_it_expires_within_the_margin() {
+        let now = Instant::now();
+        let hour = Duration::from_secs(3600);
+        assert!(session(None).lasts(RENEW_MARGIN, now));
+        assert!(session(Some(now + hour)).lasts(RENEW_MARGIN, now));
+        assert!(!session(Some(now + RENEW_MARGIN / 2)).lasts(RENEW_MARGIN, now));
+        assert!(!session(Some(now)).lasts(Duration::ZERO, now));
+        // Ordinary requests (margin zero) keep a token until its announced end.
+        assert!(session(Some(now + RENEW_MARGIN / 2)).lasts(Duration::ZERO, now));
+    }
 }

@@ -1129,6 +1129,14 @@ impl SwiftDirect {
         self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Logs in again and returns the user's current token (tempauth hands every login of a
+    /// user the same token until it expires).
+    pub fn login(&self) -> String {
+        let (_, token) = swift_login(&self.rt, &self.env);
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = token.clone();
+        token
+    }
+
     /// A request with the token; on 401 one new login and one retry.
     fn send(&self, method: Method, path: &str) -> Reply {
         let url = format!("{}/{path}", self.storage);

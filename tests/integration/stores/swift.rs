@@ -524,8 +524,30 @@ fn memcached_delete(addr: &str, key: &str) -> bool {
     answer == "DELETED"
 }
 
+/// Expires the user's current token the way tempauth does (its entries leave memcached) and
+/// checks that Swift now refuses it; returns it.
+#[track_caller]
+fn expire_current_token(w: &SwiftWorld) -> String {
+    let old = w.direct.login();
+    let memcached = swift_memcached();
+    assert!(
+        memcached_delete(&memcached, &format!("AUTH_/token/{old}")),
+        "the token was not in memcached: the test would prove nothing"
+    );
+    memcached_delete(&memcached, &format!("AUTH_/user/{}", w.env.user));
+    let refused = w
+        .direct
+        .send_with_token(hyper::Method::HEAD, &w.container, &old);
+    assert_eq!(
+        refused.status.as_u16(),
+        401,
+        "the old token still works: {refused:?}"
+    );
+    old
+}
+
 #[test]
-fn swift_expired_token_is_renewed_once_and_reads_and_deletes_go_on() {
+fn swift_expired_token_is_renewed_once_and_reads_uploads_and_deletes_go_on() {
     let hold = TokenHold::Exclusive(TOKEN.write().unwrap_or_else(|e| e.into_inner()));
     let Some(w) = world_holding(false, hold) else {
         return;
@@ -539,36 +561,53 @@ fn swift_expired_token_is_renewed_once_and_reads_and_deletes_go_on() {
     );
     let id = assert_uploaded(&reply, data.len() as u64, &md5);
 
-    // glint logged in as the tests' user, so it holds the user's current token, which the
-    // direct client has too. Expire it the way tempauth does: its entry leaves memcached.
-    let old = w.direct.token();
-    let memcached = swift_memcached();
-    assert!(
-        memcached_delete(&memcached, &format!("AUTH_/token/{old}")),
-        "the token was not in memcached: the test would prove nothing"
-    );
-    memcached_delete(&memcached, &format!("AUTH_/user/{}", w.env.user));
-    let refused =
-        w.direct
-            .send_with_token(hyper::Method::HEAD, &format!("{}/{id}", w.container), &old);
-    assert_eq!(
-        refused.status.as_u16(),
-        401,
-        "the old token still works: {refused:?}"
-    );
-
+    // glint logged in as the tests' user, so it holds the user's current token.
+    let first = expire_current_token(&w);
     // glint meets the 401, logs in again once and serves the download.
     let got = assert_download(&w.glint, &id, data.len() as u64, &md5, true).unwrap();
     assert!(
         got == data,
         "downloaded bytes differ after the token renewal"
     );
+
+    // An upload streams its body once, so glint must renew before the first byte: its check of
+    // the container meets the 401 and logs in again. Sized (one object) and chunked (segments).
+    for (name, payload, seed) in [
+        (
+            "swift-token-sized",
+            Payload::Sized(Bytes::from(test_data(3 * MIB as usize, 24))),
+            24,
+        ),
+        (
+            "swift-token-chunked",
+            Payload::Generated {
+                len: 20 * MIB,
+                seed: 25,
+                chunked: true,
+            },
+            25,
+        ),
+    ] {
+        let (len, md5) = match &payload {
+            Payload::Sized(b) => (b.len() as u64, md5_hex(b)),
+            _ => (20 * MIB, generated_md5(20 * MIB, seed)),
+        };
+        let expired = expire_current_token(&w);
+        assert_ne!(
+            expired, first,
+            "tempauth handed out the expired token again"
+        );
+        let reply = w
+            .glint
+            .upload(name, &[("x-image-meta-store", "swift")], payload);
+        let uploaded = assert_uploaded(&reply, len, &md5);
+        assert_download(&w.glint, &uploaded, len, &md5, false);
+        let deleted = w.glint.delete(&uploaded);
+        assert_eq!(deleted.status.as_u16(), 200, "{name}: {deleted:?}");
+        assert_nothing_in_swift(&w.direct, &uploaded);
+    }
+
     let deleted = w.glint.delete(&id);
     assert_eq!(deleted.status.as_u16(), 200, "{deleted:?}");
     assert_nothing_in_swift(&w.direct, &id);
-    assert_ne!(
-        w.direct.token(),
-        old,
-        "the direct client never saw the token expire"
-    );
 }
