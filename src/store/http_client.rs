@@ -294,6 +294,16 @@ pub async fn call_with_headers(
     Ok((status, body, headers))
 }
 
+/// The (small) body of an answer that is read only for its error text; empty if it cannot be read.
+pub async fn answer_text(response: Response<Incoming>) -> Bytes {
+    response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
+}
+
 /// A store answer as image data: the body streamed, the size from `Content-Length`.
 pub fn retrieved(response: Response<Incoming>) -> Retrieved {
     let size = response

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::header::ETAG;
 use hyper::{Method, Request, StatusCode};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
@@ -183,12 +182,7 @@ impl S3 {
         let response = sending.answer().await?;
         let status = response.status();
         if !status.is_success() {
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = http_client::answer_text(response).await;
             return Err(self.failure("uploading the object", status, &body));
         }
         Ok(())
@@ -384,12 +378,7 @@ impl S3 {
             )));
         }
         if !status.is_success() {
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = http_client::answer_text(response).await;
             return Err(self.failure_in(&loc.bucket, "reading the object", status, &body));
         }
         Ok(http_client::retrieved(response))
@@ -518,12 +507,7 @@ async fn part_etag(sending: http_client::Sending, number: u16) -> Result<String,
         .get(ETAG)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = http_client::answer_text(response).await;
     if !status.is_success() {
         let text = String::from_utf8_lossy(&body);
         return Err(Error::Backend(format!(
