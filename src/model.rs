@@ -1,7 +1,7 @@
 //! The image record (spec §3), its status lifecycle, and the validation rules that every stored
 //! record obeys (§7). Knows nothing of HTTP or sled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -45,17 +45,26 @@ pub enum Status {
     Deleted,
     /// Deleted, data waiting for the scrubber.
     PendingDelete,
+    /// Active, but its data may not be downloaded (v2 `actions/deactivate`).
+    Deactivated,
+    /// Data is being staged for an interoperable import (v2 `stage`).
+    Uploading,
+    /// An import is moving the data into a store.
+    Importing,
 }
 
 impl Status {
     /// Every status, in declaration order.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 9] = [
         Status::Queued,
         Status::Saving,
         Status::Active,
         Status::Killed,
         Status::Deleted,
         Status::PendingDelete,
+        Status::Deactivated,
+        Status::Uploading,
+        Status::Importing,
     ];
 
     /// Statuses a client may set directly; the others are reached only through DELETE.
@@ -75,6 +84,9 @@ impl Status {
             Status::Killed => "killed",
             Status::Deleted => "deleted",
             Status::PendingDelete => "pending_delete",
+            Status::Deactivated => "deactivated",
+            Status::Uploading => "uploading",
+            Status::Importing => "importing",
         }
     }
 
@@ -89,6 +101,53 @@ impl fmt::Display for Status {
         f.write_str(self.as_str())
     }
 }
+
+/// Who may see an image (Images API v2, §13). The v1 `is_public` flag is `visibility == Public`;
+/// setting it false through v1 makes a public image `shared`, as Glance does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Everyone sees it and lists it.
+    Public,
+    /// Everyone may see it; listed only when asked for.
+    Community,
+    /// The owner and the members (the default of a new image).
+    #[default]
+    Shared,
+    /// The owner only; no members.
+    Private,
+}
+
+impl Visibility {
+    /// Every visibility.
+    pub const ALL: [Visibility; 4] = [
+        Visibility::Public,
+        Visibility::Community,
+        Visibility::Shared,
+        Visibility::Private,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Community => "community",
+            Visibility::Shared => "shared",
+            Visibility::Private => "private",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Visibility> {
+        Visibility::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Most tags on one image (`image_tag_quota`'s default).
+pub const MAX_TAGS: usize = 128;
+
+/// The multihash algorithm glint records for every upload (`hashing_algorithm`).
+pub const HASH_ALGO: &str = "sha512";
 
 /// One image's metadata, as the registry stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +190,21 @@ pub struct Image {
     pub deleted: bool,
     /// Custom key/value properties (values may be null).
     pub properties: BTreeMap<String, Option<String>>,
+    /// Who may see the image; kept equal to `is_public` by [`crate::patch::ImagePatch`].
+    #[serde(default)]
+    pub visibility: Visibility,
+    /// Free-form labels (v2).
+    #[serde(default)]
+    pub tags: BTreeSet<String>,
+    /// The multihash algorithm of `os_hash_value` (`sha512`).
+    #[serde(default)]
+    pub os_hash_algo: Option<String>,
+    /// Lower-case hex digest of the data under `os_hash_algo`.
+    #[serde(default)]
+    pub os_hash_value: Option<String>,
+    /// Left out of v2 lists unless asked for.
+    #[serde(default)]
+    pub os_hidden: bool,
 }
 
 /// The six fields of a brief list entry (§4.3).
@@ -238,6 +312,11 @@ impl Image {
             deleted_at: None,
             deleted: false,
             properties: BTreeMap::new(),
+            visibility: Visibility::default(),
+            tags: BTreeSet::new(),
+            os_hash_algo: None,
+            os_hash_value: None,
+            os_hidden: false,
         }
     }
 
@@ -256,7 +335,9 @@ impl Image {
     /// Checks every stored-record rule of §7: the status is one a client may set, formats are
     /// known and obey the aki/ari/ami rule, lengths and ranges hold, no 4-byte characters.
     pub fn validate(&self) -> Result<(), Invalid> {
-        if !Status::SETTABLE.contains(&self.status) && !self.deleted {
+        let v2_only = [Status::Deactivated, Status::Uploading, Status::Importing];
+        if !Status::SETTABLE.contains(&self.status) && !v2_only.contains(&self.status) && !self.deleted
+        {
             return Err(Invalid(format!(
                 "Invalid image status '{}' for image. Allowed values: active, saving, queued, killed",
                 self.status
@@ -333,6 +414,20 @@ impl Image {
             }
             check_text("property name", Some(key))?;
             check_text(&format!("property '{key}'"), value.as_deref())?;
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(Invalid(format!(
+                "Maximum number of tags exceeded: {} (at most {MAX_TAGS})",
+                self.tags.len()
+            )));
+        }
+        for tag in &self.tags {
+            if tag.is_empty() || tag.chars().count() > MAX_NAME_LEN {
+                return Err(Invalid(format!(
+                    "Invalid tag '{tag}': tags are 1 to {MAX_NAME_LEN} characters"
+                )));
+            }
+            check_text("tag", Some(tag))?;
         }
         Ok(())
     }

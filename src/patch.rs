@@ -2,11 +2,11 @@
 //! and (later) the Images API's headers decode into this one type, so the rules of applying a
 //! change live in one place.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::model::{Image, Status};
+use crate::model::{Image, Status, Visibility};
 use crate::timestamp::Timestamp;
 
 /// Which fields a request sets. `None` means "not in the request"; for nullable fields
@@ -51,6 +51,16 @@ pub struct ImagePatch {
     pub deleted: Option<bool>,
     /// Properties to set (upserted, or the full set when purging).
     pub properties: Option<BTreeMap<String, Option<String>>>,
+    /// See [`Image::visibility`]; wins over `is_public` when both are set.
+    pub visibility: Option<Visibility>,
+    /// The whole tag set (replaces the stored one).
+    pub tags: Option<BTreeSet<String>>,
+    /// See [`Image::os_hash_algo`].
+    pub os_hash_algo: Option<Option<String>>,
+    /// See [`Image::os_hash_value`].
+    pub os_hash_value: Option<Option<String>>,
+    /// See [`Image::os_hidden`].
+    pub os_hidden: Option<bool>,
 }
 
 impl ImagePatch {
@@ -104,8 +114,26 @@ impl ImagePatch {
         if let Some(v) = self.location {
             image.location = v;
         }
-        if let Some(v) = self.is_public {
-            image.is_public = v;
+        match (self.visibility, self.is_public) {
+            (Some(v), _) => image.visibility = v,
+            (None, Some(true)) => image.visibility = Visibility::Public,
+            (None, Some(false)) if image.visibility == Visibility::Public => {
+                image.visibility = Visibility::Shared
+            }
+            _ => {}
+        }
+        image.is_public = image.visibility == Visibility::Public;
+        if let Some(v) = self.tags {
+            image.tags = v;
+        }
+        if let Some(v) = self.os_hash_algo {
+            image.os_hash_algo = v;
+        }
+        if let Some(v) = self.os_hash_value {
+            image.os_hash_value = v;
+        }
+        if let Some(v) = self.os_hidden {
+            image.os_hidden = v;
         }
         if let Some(v) = self.owner {
             image.owner = v;
@@ -173,6 +201,27 @@ mod tests {
         assert_eq!(img.properties, props(&[("b", "3"), ("c", "4")]));
         ImagePatch::default().apply_mutable(&mut img, true);
         assert!(img.properties.is_empty());
+    }
+
+    #[test]
+    fn is_public_and_visibility_stay_in_step() {
+        let mut img = ImagePatch::default().into_new_image(Status::Queued, Timestamp::from_micros(0));
+        assert_eq!((img.visibility, img.is_public), (Visibility::Shared, false));
+        let set = |is_public, visibility| ImagePatch {
+            is_public,
+            visibility,
+            ..Default::default()
+        };
+        set(Some(true), None).apply_mutable(&mut img, false);
+        assert_eq!((img.visibility, img.is_public), (Visibility::Public, true));
+        set(Some(false), None).apply_mutable(&mut img, false);
+        assert_eq!((img.visibility, img.is_public), (Visibility::Shared, false));
+        set(None, Some(Visibility::Private)).apply_mutable(&mut img, false);
+        assert_eq!((img.visibility, img.is_public), (Visibility::Private, false));
+        set(Some(false), None).apply_mutable(&mut img, false);
+        assert_eq!(img.visibility, Visibility::Private, "v1 false keeps a non-public visibility");
+        set(None, Some(Visibility::Public)).apply_mutable(&mut img, false);
+        assert!(img.is_public);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::model::{parse_image_id, Invalid, Status};
+use crate::model::{parse_image_id, Invalid, Status, Visibility};
 use crate::patch::ImagePatch;
 use crate::timestamp::Timestamp;
 
@@ -83,15 +83,29 @@ pub fn encode_registry_body(patch: &ImagePatch, from_state: Option<Status>) -> V
         ("checksum", &p.checksum),
         ("location", &p.location),
         ("owner", &p.owner),
+        ("os_hash_algo", &p.os_hash_algo),
+        ("os_hash_value", &p.os_hash_value),
     ] {
         if let Some(v) = field {
             put(key, text(v));
         }
     }
+    // `visibility` says more than `is_public` (and the decoder refuses both together).
+    match (p.visibility, p.is_public) {
+        (Some(v), _) => put("visibility", Value::String(v.as_str().into())),
+        (None, Some(b)) => put("is_public", Value::Bool(b)),
+        (None, None) => {}
+    }
+    if let Some(tags) = &p.tags {
+        put(
+            "tags",
+            Value::Array(tags.iter().cloned().map(Value::String).collect()),
+        );
+    }
     for (key, field) in [
-        ("is_public", p.is_public),
         ("protected", p.protected),
         ("deleted", p.deleted),
+        ("os_hidden", p.os_hidden),
     ] {
         if let Some(v) = field {
             put(key, Value::Bool(v));
@@ -164,6 +178,23 @@ fn decode_image_object(mut obj: Map<String, Value>) -> Result<ImagePatch, Invali
     p.checksum = opt_text(&mut obj, "checksum")?;
     p.owner = opt_text(&mut obj, "owner")?;
     p.location = opt_text(&mut obj, "location")?;
+    p.os_hash_algo = opt_text(&mut obj, "os_hash_algo")?;
+    p.os_hash_value = opt_text(&mut obj, "os_hash_value")?;
+    p.os_hidden = boolean(&mut obj, "os_hidden")?;
+    if let Some(v) = obj.remove("tags") {
+        p.tags = match v {
+            Value::Null => None,
+            Value::Array(tags) => Some(
+                tags.into_iter()
+                    .map(|t| match t {
+                        Value::String(s) => Ok(s),
+                        other => Err(Invalid(format!("Invalid tag {other}: expected a string"))),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => return Err(Invalid(format!("Invalid tags {other}: expected a list"))),
+        };
+    }
     if p.location.is_none() {
         if let Some(Value::Array(urls)) = obj.remove("locations") {
             p.location = Some(match urls.into_iter().next() {
@@ -183,13 +214,13 @@ fn decode_image_object(mut obj: Map<String, Value>) -> Result<ImagePatch, Invali
     p.min_ram = int(&mut obj, "min_ram")?.map(|v| v.unwrap_or(0));
     p.is_public = boolean(&mut obj, "is_public")?;
     if let Some(v) = obj.remove("visibility") {
-        p.is_public = match v {
-            Value::String(s) if s == "public" => Some(true),
-            Value::String(s) if ["private", "shared", "community"].contains(&s.as_str()) => {
-                Some(false)
-            }
-            other => return Err(Invalid(format!("Invalid visibility {other}"))),
+        p.visibility = match &v {
+            Value::String(s) => Visibility::parse(s),
+            _ => None,
         };
+        if p.visibility.is_none() {
+            return Err(Invalid(format!("Invalid visibility {v}")));
+        }
     }
     p.protected = boolean(&mut obj, "protected")?;
     p.deleted = boolean(&mut obj, "deleted")?;
@@ -352,6 +383,10 @@ mod tests {
             location: Some(Some("file:///x".into())),
             is_public: Some(true),
             min_ram: Some(3),
+            tags: Some(["a".to_string(), "b c".to_string()].into()),
+            os_hash_algo: Some(Some("sha512".into())),
+            os_hash_value: Some(None),
+            os_hidden: Some(true),
             created_at: Some(Timestamp::from_micros(1_000_000)),
             deleted_at: Some(None),
             properties: Some(
@@ -367,6 +402,12 @@ mod tests {
             decode_registry_body(&encode_registry_body(&patch, Some(Status::Queued))).unwrap();
         assert_eq!(decoded.patch, patch);
         assert_eq!(decoded.from_state, Some(Status::Queued));
+        let shared = ImagePatch {
+            visibility: Some(Visibility::Community),
+            ..Default::default()
+        };
+        let decoded = decode_registry_body(&encode_registry_body(&shared, None)).unwrap();
+        assert_eq!(decoded.patch, shared);
         let empty =
             decode_registry_body(&encode_registry_body(&ImagePatch::default(), None)).unwrap();
         assert_eq!(empty.patch, ImagePatch::default());

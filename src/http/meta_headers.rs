@@ -389,6 +389,9 @@ pub fn decode_response_image(headers: &HeaderMap) -> Result<Image, Invalid> {
         .transpose()
         .map_err(|_| Invalid("server sent a bad virtual_size".into()))?;
     image.is_public = text("is_public").is_some_and(|v| truthy(&v));
+    if image.is_public {
+        image.visibility = crate::model::Visibility::Public;
+    }
     image.protected = text("protected").is_some_and(|v| truthy(&v));
     image.deleted = text("deleted").is_some_and(|v| truthy(&v));
     for (name, value) in headers {
@@ -619,6 +622,7 @@ mod tests {
         img.virtual_size = Some(80);
         img.checksum = Some("abc".into());
         img.is_public = true;
+        img.visibility = crate::model::Visibility::Public;
         img.min_disk = 4;
         img.properties.insert("k".into(), Some("v".into()));
         let mut h = HeaderMap::new();

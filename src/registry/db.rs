@@ -26,6 +26,14 @@ pub(super) struct Db {
     pub(super) shared: sled::Tree,
 }
 
+/// The layout version of the records and the index; [`Db::migrate`] brings an older database up.
+/// 1: the v1 records and indexes. 2: `visibility` (from `is_public`), tags, owner and visibility
+/// indexes.
+const SCHEMA_VERSION: u8 = 2;
+
+/// Key of the schema version in the default tree.
+const SCHEMA_KEY: &[u8] = b"glint.schema_version";
+
 impl Db {
     pub(super) fn open(dir: &Path) -> Result<Db, Error> {
         Db::with_config(sled::Config::new().path(dir))
@@ -37,13 +45,50 @@ impl Db {
 
     fn with_config(config: sled::Config) -> Result<Db, Error> {
         let db = config.open()?;
-        Ok(Db {
+        let version = db.get(SCHEMA_KEY)?.and_then(|v| v.first().copied());
+        let this = Db {
             images: db.open_tree("images")?,
             index: db.open_tree("index")?,
             members: db.open_tree("members")?,
             shared: db.open_tree("shared")?,
-            committer: Committer::start(db)?,
-        })
+            committer: Committer::start(db.clone())?,
+        };
+        match version {
+            Some(v) if v >= SCHEMA_VERSION => {}
+            _ => {
+                this.migrate()?;
+                db.insert(SCHEMA_KEY, &[SCHEMA_VERSION])?;
+                db.flush()?;
+            }
+        }
+        Ok(this)
+    }
+
+    /// Rewrites every record in the current layout and rebuilds the index from them. Records
+    /// written before `visibility` existed take it from `is_public` (public, else shared, as
+    /// Glance's migration did). Safe to repeat: a crash before the version is written runs it again.
+    fn migrate(&self) -> Result<(), Error> {
+        self.index.clear()?;
+        for entry in self.images.iter() {
+            let (key, bytes) = entry?;
+            let raw: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let mut image = decode(&bytes)?;
+            if raw.get("visibility").is_none() {
+                image.visibility = if image.is_public {
+                    crate::model::Visibility::Public
+                } else {
+                    crate::model::Visibility::Shared
+                };
+            }
+            for index_key in keys::index_keys(&image) {
+                self.index.insert(index_key, &[])?;
+            }
+            let encoded =
+                serde_json::to_vec(&image).map_err(|e| Error::Corrupt(e.to_string()))?;
+            self.images.insert(key, encoded)?;
+        }
+        Ok(())
     }
 
     pub(super) fn get(&self, id: &Uuid) -> Result<Option<Image>, Error> {

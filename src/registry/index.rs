@@ -17,7 +17,8 @@ use std::ops::Bound;
 use uuid::Uuid;
 
 use super::keys::{self, SortKey};
-use super::query::{ListQuery, SortDir, Visibility};
+use super::query::{CmpOp, ListQuery, SortDir, Visibility};
+use crate::timestamp::Timestamp;
 use super::{Error, Registry};
 use crate::model::Image;
 
@@ -35,6 +36,9 @@ struct Source {
     hi: Option<Vec<u8>>,
     /// The order the range is in.
     order: SourceOrder,
+    /// More ranges whose union with this one is the filter's rows (`name=in:a,b`): such a
+    /// source is only raced and sorted in memory, never walked in order.
+    more: Vec<Source>,
 }
 
 /// How the entries of a source are ordered.
@@ -52,11 +56,38 @@ impl Source {
             hi: keys::prefix_end(&prefix),
             lo: prefix,
             order: SourceOrder::Equal(field),
+            more: Vec::new(),
         }
+    }
+
+    fn range(lo: Vec<u8>, hi: Option<Vec<u8>>, key: SortKey) -> Source {
+        Source {
+            lo,
+            hi,
+            order: SourceOrder::Sorted(key),
+            more: Vec::new(),
+        }
+    }
+
+    /// The entries of every range of this source, in turn.
+    fn entries<'a>(
+        &self,
+        tree: &'a sled::Tree,
+    ) -> Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + 'a> {
+        let first = tree.range::<Vec<u8>, _>(self.bounds());
+        let rest: Vec<_> = self
+            .more
+            .iter()
+            .map(|s| tree.range::<Vec<u8>, _>(s.bounds()))
+            .collect();
+        Box::new(first.chain(rest.into_iter().flatten()))
     }
 
     /// Whether walking this source yields rows in the order `key` asks for.
     fn ordered_by(&self, key: SortKey) -> bool {
+        if !self.more.is_empty() {
+            return false;
+        }
         match self.order {
             SourceOrder::Equal(field) => key == SortKey::CreatedAt || field == Some(key),
             SourceOrder::Sorted(field) => field == key,
@@ -121,28 +152,89 @@ fn sources(query: &ListQuery) -> Vec<Source> {
     match f.visibility {
         Visibility::Public => out.push(Source::prefix(keys::is_public_prefix(true), None)),
         Visibility::Private => out.push(Source::prefix(keys::is_public_prefix(false), None)),
+        Visibility::Is(v) => out.push(Source::prefix(keys::visibility_prefix(v), None)),
         Visibility::All => {}
+    }
+    for tag in &f.tags {
+        out.push(Source::prefix(keys::tag_prefix(tag), None));
+    }
+    if let Some(owner) = &f.owner {
+        out.push(Source::prefix(keys::owner_prefix(Some(owner)), None));
+    }
+    for (key, values) in &f.one_of {
+        let mut parts = values
+            .iter()
+            .map(|v| Source::prefix(keys::field_prefix(*key, v), Some(*key)));
+        if let Some(mut first) = parts.next() {
+            first.more = parts.collect();
+            out.push(first);
+        }
     }
     if f.size_min.is_some() || f.size_max.is_some() {
         let hi = match f.size_max {
             Some(max) => keys::prefix_end(&keys::size_key(max)),
             None => keys::prefix_end(&[keys::TAG_SIZE]),
         };
-        out.push(Source {
-            lo: keys::size_key(f.size_min.unwrap_or(0)),
+        out.push(Source::range(
+            keys::size_key(f.size_min.unwrap_or(0)),
             hi,
-            order: SourceOrder::Sorted(SortKey::Size),
-        });
+            SortKey::Size,
+        ));
     }
     if let Some(t) = f.changes_since {
         // `updated_at > t`: start just past every entry whose updated_at is exactly t.
-        out.push(Source {
-            lo: keys::prefix_end(&keys::updated_at_key(t)).unwrap_or_default(),
-            hi: keys::prefix_end(&[keys::TAG_UPDATED_AT]),
-            order: SourceOrder::Sorted(SortKey::UpdatedAt),
-        });
+        out.push(Source::range(
+            keys::prefix_end(&keys::updated_at_key(t)).unwrap_or_default(),
+            keys::prefix_end(&[keys::TAG_UPDATED_AT]),
+            SortKey::UpdatedAt,
+        ));
+    }
+    for (key, tests) in [
+        (SortKey::CreatedAt, &f.created_at),
+        (SortKey::UpdatedAt, &f.updated_at),
+    ] {
+        if let Some(source) = time_source(key, tests) {
+            out.push(source);
+        }
     }
     out
+}
+
+/// The index range of the time index `key` that holds every row passing `tests` (`neq` tests
+/// narrow nothing and are left to the row predicate).
+fn time_source(key: SortKey, tests: &[(CmpOp, Timestamp)]) -> Option<Source> {
+    let tag = keys::sort_tag(key)?;
+    let (mut lo, mut hi) = (vec![tag], keys::prefix_end(&[tag]));
+    let mut narrowed = false;
+    for (op, t) in tests {
+        let at = keys::time_key(key, *t);
+        let after = keys::prefix_end(&at);
+        let (new_lo, new_hi) = match op {
+            CmpOp::Eq => (Some(at.clone()), after),
+            CmpOp::Gt => (after, None),
+            CmpOp::Gte => (Some(at), None),
+            CmpOp::Lt => (None, Some(at)),
+            CmpOp::Lte => (None, after),
+            CmpOp::Neq => (None, None),
+        };
+        if let Some(l) = new_lo {
+            narrowed = true;
+            lo = lo.max(l);
+        }
+        if let Some(h) = new_hi {
+            narrowed = true;
+            hi = Some(match hi {
+                Some(old) => old.min(h),
+                None => h,
+            });
+        }
+    }
+    if let Some(h) = &hi {
+        if *h < lo {
+            hi = Some(lo.clone());
+        }
+    }
+    narrowed.then(|| Source::range(lo, hi, key))
 }
 
 pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Error> {
@@ -159,7 +251,21 @@ pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Erro
     if query.limit == 0 {
         return Ok(Vec::new());
     }
+    if let Some(ids) = &query.filters.ids {
+        let mut ids = ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        return sort_in_memory(reg, query, marker.as_ref(), ids);
+    }
     let sources = sources(query);
+    if !query.index_order() {
+        // An order no index holds: sort the smallest source's rows, or every row.
+        let ids = match smallest_source(reg, &sources)? {
+            Some(ids) => ids,
+            None => all_ids(reg)?,
+        };
+        return sort_in_memory(reg, query, marker.as_ref(), ids);
+    }
     // A lone filter whose range is already in the requested order (the default list: public
     // images, newest first) is walked at once: racing it only to learn its size would read up to
     // `small_source` entries for nothing.
@@ -173,11 +279,7 @@ pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Erro
     let source = match sources.into_iter().find(|s| s.ordered_by(key)) {
         Some(s) => s,
         None => match keys::sort_tag(key) {
-            Some(tag) => Source {
-                lo: vec![tag],
-                hi: keys::prefix_end(&[tag]),
-                order: SourceOrder::Sorted(key),
-            },
+            Some(tag) => Source::range(vec![tag], keys::prefix_end(&[tag]), key),
             None => return walk_primary(reg, query, marker.as_ref()),
         },
     };
@@ -213,10 +315,7 @@ pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Erro
 /// Steps every source one entry at a time; returns the ids of the first to end, if it ends within
 /// `reg.small_source` entries. With no source, returns `None`.
 fn smallest_source(reg: &Registry, sources: &[Source]) -> Result<Option<Vec<Uuid>>, Error> {
-    let mut iters: Vec<sled::Iter> = sources
-        .iter()
-        .map(|s| reg.db.index.range::<Vec<u8>, _>(s.bounds()))
-        .collect();
+    let mut iters: Vec<_> = sources.iter().map(|s| s.entries(&reg.db.index)).collect();
     let mut seen: Vec<Vec<Uuid>> = vec![Vec::new(); iters.len()];
     for _ in 0..=reg.small_source {
         for (i, iter) in iters.iter_mut().enumerate() {
@@ -241,30 +340,40 @@ fn sort_in_memory(
     marker: Option<&Image>,
     ids: Vec<Uuid>,
 ) -> Result<Vec<Image>, Error> {
-    let marker_key = marker.map(|m| keys::sort_bytes(m, query.sort_key));
     let mut rows = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for id in ids {
+        // A union source (`in:` lists) can name an image twice.
+        if !seen.insert(id) {
+            continue;
+        }
         let Some(image) = reg.fetch_counted(&id)? else {
             continue;
         };
         if !query.filters.matches(&image) {
             continue;
         }
-        let key = keys::sort_bytes(&image, query.sort_key);
-        let after_marker = marker_key.as_ref().is_none_or(|m| match query.sort_dir {
-            SortDir::Asc => &key > m,
-            SortDir::Desc => &key < m,
-        });
+        let after_marker = marker.is_none_or(|m| query.compare(&image, m).is_gt());
         if after_marker {
-            rows.push((key, image));
+            rows.push(image);
         }
     }
-    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    if query.sort_dir == SortDir::Desc {
-        rows.reverse();
-    }
+    rows.sort_unstable_by(|a, b| query.compare(a, b));
     rows.truncate(query.limit);
-    Ok(rows.into_iter().map(|(_, image)| image).collect())
+    Ok(rows)
+}
+
+/// Every image id, for an order that no index holds and no selective filter.
+fn all_ids(reg: &Registry) -> Result<Vec<Uuid>, Error> {
+    reg.db
+        .images
+        .iter()
+        .keys()
+        .map(|k| {
+            let k = k?;
+            keys::id_from_key(&k).ok_or_else(|| Error::Corrupt("short primary key".into()))
+        })
+        .collect()
 }
 
 /// Walks the primary tree in id order (`sort_key=id` with no selective filter).

@@ -11,7 +11,7 @@
 
 use uuid::Uuid;
 
-use crate::model::Image;
+use crate::model::{Image, Visibility};
 use crate::timestamp::Timestamp;
 
 /// The list sort keys of §8.
@@ -53,6 +53,12 @@ pub const TAG_UPDATED_AT: u8 = b'U';
 pub const TAG_IS_PUBLIC: u8 = b'p';
 /// Index tag of properties (`key`, `value`).
 pub const TAG_PROPERTY: u8 = b'P';
+/// Index tag of `visibility` (v2).
+pub const TAG_VISIBILITY: u8 = b'v';
+/// Index tag of tags (one entry per tag).
+pub const TAG_TAG: u8 = b't';
+/// Index tag of `owner`.
+pub const TAG_OWNER: u8 = b'o';
 
 /// Length of an id in a key.
 pub const ID_LEN: usize = 16;
@@ -82,23 +88,43 @@ pub fn sort_tag(key: SortKey) -> Option<u8> {
     }
 }
 
+/// The bytes whose order is the order of `image`'s field `key` alone (ties left open).
+pub fn field_bytes(image: &Image, key: SortKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    push_field(&mut out, image, key);
+    out
+}
+
+fn push_field(out: &mut Vec<u8>, image: &Image, key: SortKey) {
+    match key {
+        SortKey::Id => out.extend_from_slice(&id_key(&image.id)),
+        SortKey::Name => push_str(out, image.name.as_deref()),
+        SortKey::Status => push_str(out, Some(image.status.as_str())),
+        SortKey::DiskFormat => push_str(out, image.disk_format.as_deref()),
+        SortKey::ContainerFormat => push_str(out, image.container_format.as_deref()),
+        SortKey::Size => out.extend_from_slice(&image.size.to_be_bytes()),
+        SortKey::CreatedAt => push_ts(out, image.created_at),
+        SortKey::UpdatedAt => push_ts(out, image.updated_at),
+    }
+}
+
 /// The bytes whose order is the list order `(key, created_at, id)` of `image`.
 pub fn sort_bytes(image: &Image, key: SortKey) -> Vec<u8> {
     let mut out = Vec::with_capacity(48);
-    match key {
-        SortKey::Id => {}
-        SortKey::Name => push_str(&mut out, image.name.as_deref()),
-        SortKey::Status => push_str(&mut out, Some(image.status.as_str())),
-        SortKey::DiskFormat => push_str(&mut out, image.disk_format.as_deref()),
-        SortKey::ContainerFormat => push_str(&mut out, image.container_format.as_deref()),
-        SortKey::Size => out.extend_from_slice(&image.size.to_be_bytes()),
-        SortKey::CreatedAt => {}
-        SortKey::UpdatedAt => push_ts(&mut out, image.updated_at),
-    }
-    if key != SortKey::Id {
+    push_field(&mut out, image, key);
+    if !matches!(key, SortKey::Id | SortKey::CreatedAt) {
         push_ts(&mut out, image.created_at);
     }
-    out.extend_from_slice(&id_key(&image.id));
+    if key != SortKey::Id {
+        out.extend_from_slice(&id_key(&image.id));
+    }
+    out
+}
+
+/// The first index key of sort key `key`'s index (`CreatedAt` or `UpdatedAt`) at time `t`.
+pub fn time_key(key: SortKey, t: Timestamp) -> Vec<u8> {
+    let mut out = vec![sort_tag(key).unwrap_or(0)];
+    push_ts(&mut out, t);
     out
 }
 
@@ -126,6 +152,17 @@ pub fn index_keys(image: &Image) -> Vec<Vec<u8>> {
     let mut public = is_public_prefix(image.is_public);
     push_created_and_id(&mut public, image);
     keys.push(public);
+    let mut visibility = visibility_prefix(image.visibility);
+    push_created_and_id(&mut visibility, image);
+    keys.push(visibility);
+    let mut owner = owner_prefix(image.owner.as_deref());
+    push_created_and_id(&mut owner, image);
+    keys.push(owner);
+    for tag in &image.tags {
+        let mut key = tag_prefix(tag);
+        push_created_and_id(&mut key, image);
+        keys.push(key);
+    }
     for (k, v) in &image.properties {
         let mut key = property_prefix(k, v.as_deref());
         push_created_and_id(&mut key, image);
@@ -146,6 +183,25 @@ pub fn is_public_prefix(public: bool) -> Vec<u8> {
     vec![TAG_IS_PUBLIC, u8::from(public)]
 }
 
+/// The prefix of the images with this `visibility`.
+pub fn visibility_prefix(visibility: Visibility) -> Vec<u8> {
+    vec![TAG_VISIBILITY, visibility as u8]
+}
+
+/// The prefix of the images with this `owner` (`None`: no owner).
+pub fn owner_prefix(owner: Option<&str>) -> Vec<u8> {
+    let mut out = vec![TAG_OWNER];
+    push_str(&mut out, owner);
+    out
+}
+
+/// The prefix of the images tagged `tag`.
+pub fn tag_prefix(tag: &str) -> Vec<u8> {
+    let mut out = vec![TAG_TAG];
+    push_str(&mut out, Some(tag));
+    out
+}
+
 /// The prefix of the images with property `key` equal to `value`.
 pub fn property_prefix(key: &str, value: Option<&str>) -> Vec<u8> {
     let mut out = vec![TAG_PROPERTY];
@@ -163,9 +219,7 @@ pub fn size_key(size: u64) -> Vec<u8> {
 
 /// The first key of the updated_at index at or above `t`.
 pub fn updated_at_key(t: Timestamp) -> Vec<u8> {
-    let mut out = vec![TAG_UPDATED_AT];
-    push_ts(&mut out, t);
-    out
+    time_key(SortKey::UpdatedAt, t)
 }
 
 /// Appends the `(created_at, id)` suffix of an index entry: an equality prefix plus this suffix
@@ -251,8 +305,9 @@ mod tests {
         let mut img = Image::new(Uuid::new_v4(), Status::Active, Timestamp::from_micros(99));
         img.name = Some("cirros".into());
         img.properties.insert("os".into(), Some("linux".into()));
+        img.tags.insert("gold".into());
         let keys = index_keys(&img);
-        assert_eq!(keys.len(), 9);
+        assert_eq!(keys.len(), 12);
         for k in &keys {
             assert_eq!(id_from_key(k), Some(img.id));
         }
@@ -263,6 +318,11 @@ mod tests {
             .iter()
             .any(|k| k.starts_with(&property_prefix("os", Some("linux")))));
         assert!(keys.iter().any(|k| k.starts_with(&is_public_prefix(false))));
+        assert!(keys
+            .iter()
+            .any(|k| k.starts_with(&visibility_prefix(Visibility::Shared))));
+        assert!(keys.iter().any(|k| k.starts_with(&tag_prefix("gold"))));
+        assert!(keys.iter().any(|k| k.starts_with(&owner_prefix(None))));
         assert!(!keys
             .iter()
             .any(|k| k.starts_with(&field_prefix(SortKey::Name, "cirro"))));

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 pub use super::keys::SortKey;
-use crate::model::{parse_image_id, Image, Invalid, Status};
+use crate::model::{parse_image_id, Image, Invalid, Status, Visibility as ImageVisibility};
 use crate::timestamp::Timestamp;
 
 /// Paging defaults (`limit_param_default`, `api_limit_max`).
@@ -41,8 +41,41 @@ pub enum Visibility {
     Public,
     /// Non-public images only (`is_public=false`).
     Private,
-    /// Every image (`is_public=None`).
+    /// Every image (`is_public=None`, v2 `visibility=all`).
     All,
+    /// Images of exactly this v2 visibility.
+    Is(ImageVisibility),
+}
+
+/// A comparison of a v2 time filter (`created_at=gte:2024-01-01T00:00:00Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `eq`
+    Eq,
+    /// `neq`
+    Neq,
+    /// `gt`
+    Gt,
+    /// `gte`
+    Gte,
+    /// `lt`
+    Lt,
+    /// `lte`
+    Lte,
+}
+
+impl CmpOp {
+    /// Whether `have OP want` holds.
+    pub fn holds(self, have: Timestamp, want: Timestamp) -> bool {
+        match self {
+            CmpOp::Eq => have == want,
+            CmpOp::Neq => have != want,
+            CmpOp::Gt => have > want,
+            CmpOp::Gte => have >= want,
+            CmpOp::Lt => have < want,
+            CmpOp::Lte => have <= want,
+        }
+    }
 }
 
 /// The row filters of a list request.
@@ -74,6 +107,22 @@ pub struct Filters {
     pub changes_since: Option<Timestamp>,
     /// Deleted rows only (`true`) or none (`false`).
     pub deleted: Option<bool>,
+    /// Every one of these tags (v2 `tag`, repeatable).
+    pub tags: Vec<String>,
+    /// Exact `owner` (v2).
+    pub owner: Option<String>,
+    /// Exact `os_hidden`; v2 lists default to `Some(false)`.
+    pub os_hidden: Option<bool>,
+    /// The id is one of these (v2 `id=in:...`).
+    pub ids: Option<Vec<Uuid>>,
+    /// The field is one of the values (v2 `name=in:a,b`; also `status`, the formats).
+    pub one_of: Vec<(SortKey, Vec<String>)>,
+    /// `created_at` comparisons (v2).
+    pub created_at: Vec<(CmpOp, Timestamp)>,
+    /// `updated_at` comparisons (v2).
+    pub updated_at: Vec<(CmpOp, Timestamp)>,
+    /// Whether killed images are listed (v2 lists them, v1 does not).
+    pub killed_listed: bool,
 }
 
 impl Default for Filters {
@@ -92,6 +141,14 @@ impl Default for Filters {
             visibility: Visibility::Public,
             changes_since: None,
             deleted: None,
+            tags: Vec::new(),
+            owner: None,
+            os_hidden: None,
+            ids: None,
+            one_of: Vec::new(),
+            created_at: Vec::new(),
+            updated_at: Vec::new(),
+            killed_listed: false,
         }
     }
 }
@@ -107,8 +164,11 @@ pub struct ListQuery {
     pub marker: Option<Uuid>,
     /// Primary sort key; ties break on `created_at`, then `id`.
     pub sort_key: SortKey,
-    /// Direction of every part of the order.
+    /// Direction of the primary key (and of the tie-breaks when `then` is empty).
     pub sort_dir: SortDir,
+    /// Further sort keys after the primary one (v2 `sort=name:asc,size:desc`); the order always
+    /// ends with `created_at` and `id` in the direction of the last key.
+    pub then: Vec<(SortKey, SortDir)>,
 }
 
 impl ListQuery {
@@ -120,7 +180,36 @@ impl ListQuery {
             marker: None,
             sort_key: SortKey::CreatedAt,
             sort_dir: SortDir::Desc,
+            then: Vec::new(),
         }
+    }
+
+    /// Whether the order is `(sort_key, created_at, id)`, all in `sort_dir`: the order the
+    /// indexes hold. Other orders are sorted in memory.
+    pub fn index_order(&self) -> bool {
+        self.then.iter().all(|(k, d)| {
+            matches!(k, SortKey::CreatedAt | SortKey::Id) && *d == self.sort_dir
+        }) || self.sort_key == SortKey::Id
+    }
+
+    /// Compares two images in this query's order.
+    pub fn compare(&self, a: &Image, b: &Image) -> std::cmp::Ordering {
+        let last = self.then.last().map_or(self.sort_dir, |(_, d)| *d);
+        let keys = std::iter::once((self.sort_key, self.sort_dir))
+            .chain(self.then.iter().copied())
+            .chain([(SortKey::CreatedAt, last), (SortKey::Id, last)]);
+        for (key, dir) in keys {
+            let order = super::keys::field_bytes(a, key).cmp(&super::keys::field_bytes(b, key));
+            let order = if dir == SortDir::Desc {
+                order.reverse()
+            } else {
+                order
+            };
+            if order.is_ne() {
+                return order;
+            }
+        }
+        std::cmp::Ordering::Equal
     }
 
     /// Parses query parameters (the last of a repeated key wins; unknown keys are ignored).
@@ -220,9 +309,34 @@ impl Filters {
                 image.updated_at > t && deleted.is_none_or(|d| image.deleted == d)
             }
             (None, Some(true)) => image.deleted,
-            (None, _) => !image.deleted && image.status != Status::Killed,
+            (None, _) => {
+                !image.deleted && (self.killed_listed || image.status != Status::Killed)
+            }
         };
+        let time_ok = |tests: &[(CmpOp, Timestamp)], have: Timestamp| {
+            tests.iter().all(|(op, want)| op.holds(have, *want))
+        };
+        let field = |key: SortKey| -> Option<&str> {
+            match key {
+                SortKey::Name => image.name.as_deref(),
+                SortKey::Status => Some(image.status.as_str()),
+                SortKey::DiskFormat => image.disk_format.as_deref(),
+                SortKey::ContainerFormat => image.container_format.as_deref(),
+                _ => None,
+            }
+        };
+        let v2_ok = self.tags.iter().all(|t| image.tags.contains(t))
+            && eq(&self.owner, image.owner.as_deref())
+            && self.os_hidden.is_none_or(|h| image.os_hidden == h)
+            && self.ids.as_ref().is_none_or(|ids| ids.contains(&image.id))
+            && self
+                .one_of
+                .iter()
+                .all(|(key, values)| field(*key).is_some_and(|v| values.iter().any(|w| w == v)))
+            && time_ok(&self.created_at, image.created_at)
+            && time_ok(&self.updated_at, image.updated_at);
         rows_ok
+            && v2_ok
             && eq(&self.name, image.name.as_deref())
             && eq(&self.status, Some(image.status.as_str()))
             && eq(&self.disk_format, image.disk_format.as_deref())
@@ -236,6 +350,7 @@ impl Filters {
                 Visibility::Public => image.is_public,
                 Visibility::Private => !image.is_public,
                 Visibility::All => true,
+                Visibility::Is(v) => image.visibility == v,
             }
             && self.properties.iter().all(|(k, v)| {
                 image
@@ -254,7 +369,7 @@ pub fn truthy(value: &str) -> bool {
     )
 }
 
-fn filter_int(key: &str, value: &str) -> Result<u64, Invalid> {
+pub(super) fn filter_int(key: &str, value: &str) -> Result<u64, Invalid> {
     value
         .trim()
         .parse::<u64>()
@@ -263,7 +378,7 @@ fn filter_int(key: &str, value: &str) -> Result<u64, Invalid> {
         .ok_or_else(|| Invalid(format!("Bad value passed to filter {key} got {value}")))
 }
 
-fn parse_sort_key(value: &str) -> Result<SortKey, Invalid> {
+pub(super) fn parse_sort_key(value: &str) -> Result<SortKey, Invalid> {
     Ok(match value {
         "id" => SortKey::Id,
         "name" => SortKey::Name,
