@@ -104,7 +104,9 @@ impl fmt::Display for Status {
 
 /// Who may see an image (Images API v2, §13). The v1 `is_public` flag is `visibility == Public`;
 /// setting it false through v1 makes a public image `shared`, as Glance does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     /// Everyone sees it and lists it.
@@ -336,7 +338,9 @@ impl Image {
     /// known and obey the aki/ari/ami rule, lengths and ranges hold, no 4-byte characters.
     pub fn validate(&self) -> Result<(), Invalid> {
         let v2_only = [Status::Deactivated, Status::Uploading, Status::Importing];
-        if !Status::SETTABLE.contains(&self.status) && !v2_only.contains(&self.status) && !self.deleted
+        if !Status::SETTABLE.contains(&self.status)
+            && !v2_only.contains(&self.status)
+            && !self.deleted
         {
             return Err(Invalid(format!(
                 "Invalid image status '{}' for image. Allowed values: active, saving, queued, killed",

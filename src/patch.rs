@@ -205,7 +205,8 @@ mod tests {
 
     #[test]
     fn is_public_and_visibility_stay_in_step() {
-        let mut img = ImagePatch::default().into_new_image(Status::Queued, Timestamp::from_micros(0));
+        let mut img =
+            ImagePatch::default().into_new_image(Status::Queued, Timestamp::from_micros(0));
         assert_eq!((img.visibility, img.is_public), (Visibility::Shared, false));
         let set = |is_public, visibility| ImagePatch {
             is_public,
@@ -217,9 +218,16 @@ mod tests {
         set(Some(false), None).apply_mutable(&mut img, false);
         assert_eq!((img.visibility, img.is_public), (Visibility::Shared, false));
         set(None, Some(Visibility::Private)).apply_mutable(&mut img, false);
-        assert_eq!((img.visibility, img.is_public), (Visibility::Private, false));
+        assert_eq!(
+            (img.visibility, img.is_public),
+            (Visibility::Private, false)
+        );
         set(Some(false), None).apply_mutable(&mut img, false);
-        assert_eq!(img.visibility, Visibility::Private, "v1 false keeps a non-public visibility");
+        assert_eq!(
+            img.visibility,
+            Visibility::Private,
+            "v1 false keeps a non-public visibility"
+        );
         set(None, Some(Visibility::Public)).apply_mutable(&mut img, false);
         assert!(img.is_public);
     }

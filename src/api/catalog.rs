@@ -9,7 +9,9 @@ use uuid::Uuid;
 use crate::client::registry::RegistryClient;
 use crate::model::{Image, Status};
 use crate::patch::ImagePatch;
-use crate::registry::{Error, ListQuery, Member, Registry, SharedImage, UpdateOptions};
+use crate::registry::{
+    Error, ImageMember, ListQuery, Member, MemberStatus, Registry, SharedImage, UpdateOptions,
+};
 
 /// The source of image records.
 pub enum Catalog {
@@ -69,6 +71,27 @@ impl Catalog {
         }
     }
 
+    /// The members of an image with their v2 status.
+    pub async fn image_members(&self, id: &Uuid) -> Result<Vec<ImageMember>, Error> {
+        match self {
+            Catalog::Local(r) => r.image_members(id),
+            Catalog::Remote(c) => c.image_members(id).await,
+        }
+    }
+
+    /// Sets the v2 status of a member.
+    pub async fn set_member_status(
+        &self,
+        id: &Uuid,
+        member: &str,
+        status: MemberStatus,
+    ) -> Result<ImageMember, Error> {
+        match self {
+            Catalog::Local(r) => r.set_member_status(id, member, status).await,
+            Catalog::Remote(c) => c.set_member_status(id, member, status).await,
+        }
+    }
+
     /// Makes the member set exactly `members`.
     pub async fn replace_members(
         &self,
@@ -107,6 +130,14 @@ impl Catalog {
         match self {
             Catalog::Local(r) => r.shared_images(member),
             Catalog::Remote(c) => c.shared_images(member).await,
+        }
+    }
+
+    /// Lists images for the Images API v2; `raw_query` is the v2 request's query string.
+    pub async fn list_v2(&self, query: &ListQuery, raw_query: &str) -> Result<Vec<Image>, Error> {
+        match self {
+            Catalog::Local(r) => r.list(query),
+            Catalog::Remote(c) => c.list_v2(raw_query).await,
         }
     }
 

@@ -40,6 +40,8 @@ pub enum Error {
     Conflict(String),
     /// The request body is larger than allowed.
     PayloadTooLarge(String),
+    /// The request body is not of a media type the resource takes.
+    UnsupportedMediaType(String),
     /// A registry failure (mapped by kind).
     Registry(registry::Error),
 }
@@ -73,7 +75,8 @@ impl fmt::Display for Error {
             | Error::NotFound(m)
             | Error::Forbidden(m)
             | Error::Conflict(m)
-            | Error::PayloadTooLarge(m) => f.write_str(m),
+            | Error::PayloadTooLarge(m)
+            | Error::UnsupportedMediaType(m) => f.write_str(m),
             Error::Registry(e) => e.fmt(f),
         }
     }
@@ -108,6 +111,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Registry(e) => match e {
                 R::NotFound(_) | R::MemberNotFound => StatusCode::NOT_FOUND,
                 R::Duplicate(_) | R::Conflict(_) => StatusCode::CONFLICT,
@@ -165,6 +169,7 @@ mod tests {
             (Error::NoSuchRoute, 404),
             (Error::MethodNotAllowed { allow: "GET" }, 405),
             (Error::BadRequest("x".into()), 400),
+            (Error::UnsupportedMediaType("u".into()), 415),
             (Error::Registry(registry::Error::NotFound(id)), 404),
             (Error::Registry(registry::Error::Duplicate(id)), 409),
             (Error::Registry(registry::Error::Conflict("c".into())), 409),

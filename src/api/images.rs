@@ -3,18 +3,18 @@
 
 use std::sync::Arc;
 
-use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{
     HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST, LOCATION,
-    TRANSFER_ENCODING,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
-use uuid::Uuid;
 
 use super::catalog::Catalog;
+use super::request::{
+    check_content_type, content_length, has_body, read_small_body, refuse_unread, take_body,
+};
 use super::{json_response, Error};
 use crate::http::body::{empty, Body};
 use crate::http::members_json::{decode_member, decode_memberships};
@@ -25,7 +25,7 @@ use crate::model::{parse_image_id, Image, PublicImage, Status};
 use crate::patch::ImagePatch;
 use crate::registry::{self, Limits, ListQuery, UpdateOptions};
 use crate::server::Handler;
-use crate::store::{self, DataSource, Location, Stores};
+use crate::store::{self, Filesystem, Location, Stores};
 
 /// Header that decides whether a PUT replaces (default) or upserts properties.
 const PURGE_PROPS_HEADER: &str = "x-glance-registry-purge-props";
@@ -48,11 +48,14 @@ pub struct ApiSettings {
 /// The Images API service.
 pub struct ImagesService {
     /// Image records (in-process or remote registry).
-    catalog: Catalog,
+    pub(super) catalog: Arc<Catalog>,
     /// Image data.
-    stores: Arc<Stores>,
+    pub(super) stores: Arc<Stores>,
     /// Limits and quotas.
-    settings: ApiSettings,
+    pub(super) settings: ApiSettings,
+    /// Where v2 `stage` keeps data until its import (`<filesystem store>/staging`); `None` if
+    /// that directory could not be made.
+    pub(super) staging: Option<Arc<Filesystem>>,
 }
 
 impl Handler for ImagesService {
@@ -70,10 +73,33 @@ impl Handler for ImagesService {
 impl ImagesService {
     /// A service over `catalog` and `stores`.
     pub fn new(catalog: Catalog, stores: Arc<Stores>, settings: ApiSettings) -> ImagesService {
+        let staging_dir = stores.filesystem.dir().join("staging");
+        let staging = match Filesystem::open(&staging_dir) {
+            Ok(fs) => Some(Arc::new(fs)),
+            Err(e) => {
+                crate::error!(
+                    "cannot open the staging directory {}: {e}; v2 stage and import are off",
+                    staging_dir.display()
+                );
+                None
+            }
+        };
         ImagesService {
-            catalog,
+            catalog: Arc::new(catalog),
             stores,
             settings,
+            staging,
+        }
+    }
+
+    /// Another handle on the same catalog, stores and settings, for work that outlives a request
+    /// (a v2 import).
+    pub(super) fn handle(&self) -> ImagesService {
+        ImagesService {
+            catalog: self.catalog.clone(),
+            stores: self.stores.clone(),
+            settings: self.settings.clone(),
+            staging: self.staging.clone(),
         }
     }
 
@@ -150,6 +176,7 @@ impl ImagesService {
                 self.catalog.remove_member(&image.id, member).await?;
                 Ok(super::registry::no_content())
             }
+            ApiRoute::V2(route) => self.v2(route, req).await,
             ApiRoute::SharedImages(member) => {
                 let shared = self.catalog.shared_images(member).await?;
                 json_response(StatusCode::OK, &json!({ "shared_images": shared }))
@@ -169,7 +196,7 @@ impl ImagesService {
         Ok(image)
     }
 
-    fn check_member_quota(&self, count: usize) -> Result<(), Error> {
+    pub(super) fn check_member_quota(&self, count: usize) -> Result<(), Error> {
         match self.settings.member_quota {
             Some(max) if count > max => Err(Error::PayloadTooLarge(format!(
                 "The limit has been exceeded on the number of allowed image members for this image. Attempted: {count}, Maximum: {max}"
@@ -178,7 +205,7 @@ impl ImagesService {
         }
     }
 
-    fn base_url(&self, headers: &HeaderMap) -> String {
+    pub(super) fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(endpoint) = &self.settings.public_endpoint {
             return endpoint.trim_end_matches('/').to_string();
         }
@@ -194,11 +221,20 @@ impl ImagesService {
         req: &Request<Incoming>,
         multiple_choices: bool,
     ) -> Result<Response<Body>, Error> {
-        let href = format!("{}/v1/", self.base_url(req.headers()));
-        let doc = json!({"versions": [
-            {"id": "v1.1", "status": "DEPRECATED", "links": [{"rel": "self", "href": href}]},
-            {"id": "v1.0", "status": "DEPRECATED", "links": [{"rel": "self", "href": href}]},
-        ]});
+        let base = self.base_url(req.headers());
+        let link = |v: &str| json!([{"rel": "self", "href": format!("{base}/{v}/")}]);
+        let mut versions: Vec<serde_json::Value> = super::v2::VERSIONS
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let status = if i == 0 { "CURRENT" } else { "SUPPORTED" };
+                json!({"id": id, "status": status, "links": link("v2")})
+            })
+            .collect();
+        for id in ["v1.1", "v1.0"] {
+            versions.push(json!({"id": id, "status": "SUPPORTED", "links": link("v1")}));
+        }
+        let doc = json!({ "versions": versions });
         let status = if multiple_choices {
             StatusCode::MULTIPLE_CHOICES
         } else {
@@ -227,7 +263,7 @@ impl ImagesService {
     }
 
     /// Loads an image by the id in a path; anything that is not a known id is 404.
-    async fn load(&self, segment: &str) -> Result<Image, Error> {
+    pub(super) async fn load(&self, segment: &str) -> Result<Image, Error> {
         let not_found = || Error::NotFound(format!("Image with identifier {segment} not found"));
         let id = parse_image_id(segment).ok_or_else(not_found)?;
         match self.catalog.get(&id).await {
@@ -245,6 +281,12 @@ impl ImagesService {
 
     async fn download(&self, segment: &str) -> Result<Response<Body>, Error> {
         let image = self.load(segment).await?;
+        if image.status == Status::Deactivated && !image.deleted {
+            return Err(Error::Forbidden(
+                "The requested image has been deactivated. Image data download is forbidden."
+                    .into(),
+            ));
+        }
         if image.status != Status::Active || image.deleted {
             return Err(Error::NotFound(format!("Image {} is not active", image.id)));
         }
@@ -327,7 +369,7 @@ impl ImagesService {
         Ok(Some((location, size)))
     }
 
-    fn check_property_quota(&self, count: usize) -> Result<(), Error> {
+    pub(super) fn check_property_quota(&self, count: usize) -> Result<(), Error> {
         match self.settings.property_quota {
             Some(max) if count > max => Err(Error::PayloadTooLarge(format!(
                 "The limit has been exceeded on the number of allowed image properties. Attempted: {count}, Maximum: {max}"
@@ -388,8 +430,12 @@ impl ImagesService {
                 other => other.into(),
             })?;
         let image = if with_body {
-            self.upload(image, meta.store.as_deref(), take_body(body)?)
-                .await?
+            self.upload(
+                image,
+                meta.store.as_deref(),
+                super::request::BodySource(take_body(body)?),
+            )
+            .await?
         } else {
             image
         };
@@ -494,122 +540,16 @@ impl ImagesService {
                 other => other.into(),
             })?;
         let image = if with_body {
-            self.upload(image, meta.store.as_deref(), take_body(body)?)
-                .await?
+            self.upload(
+                image,
+                meta.store.as_deref(),
+                super::request::BodySource(take_body(body)?),
+            )
+            .await?
         } else {
             image
         };
         image_response(StatusCode::OK, &image)
-    }
-
-    /// The upload procedure (§5.5.1) for a queued image: `queued → saving`, stream into the store,
-    /// verify size and checksum, then `saving → active`. Any failure kills the image and removes
-    /// every byte written.
-    async fn upload(
-        &self,
-        image: Image,
-        store: Option<&str>,
-        body: Incoming,
-    ) -> Result<Image, Error> {
-        let id = image.id;
-        let saving = ImagePatch {
-            status: Some(Status::Saving),
-            ..Default::default()
-        };
-        let options = UpdateOptions {
-            purge_props: false,
-            from_state: Some(Status::Queued),
-        };
-        let image = match self.catalog.update(&id, saving, options).await {
-            Ok(image) => image,
-            Err(registry::Error::Conflict(_)) => {
-                return Err(Error::Conflict("Cannot upload to an unqueued image".into()))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let mut source = RequestBody(body);
-        let stored = match self
-            .stores
-            .put(store, &id, &mut source, self.settings.size_cap)
-            .await
-        {
-            Ok(stored) => stored,
-            Err(e) => {
-                self.kill(&id, Status::Saving).await;
-                return Err(e.into());
-            }
-        };
-        let mismatch = if image.size != 0 && image.size != stored.size {
-            Some(("size", image.size.to_string(), stored.size.to_string()))
-        } else {
-            match &image.checksum {
-                Some(c) if *c != stored.checksum => {
-                    Some(("checksum", c.clone(), stored.checksum.clone()))
-                }
-                _ => None,
-            }
-        };
-        if let Some((attr, given, actual)) = mismatch {
-            self.discard(&stored.location).await;
-            self.kill(&id, Status::Saving).await;
-            return Err(Error::BadRequest(format!(
-                "Supplied {attr} ({given}) and {attr} generated from uploaded image ({actual}) did not match. Setting image status to 'killed'."
-            )));
-        }
-        let active = ImagePatch {
-            status: Some(Status::Active),
-            size: Some(stored.size),
-            checksum: Some(Some(stored.checksum.clone())),
-            location: Some(Some(stored.location.to_string())),
-            ..Default::default()
-        };
-        let options = UpdateOptions {
-            purge_props: false,
-            from_state: Some(Status::Saving),
-        };
-        match self.catalog.update(&id, active, options).await {
-            Ok(image) => Ok(image),
-            Err(
-                registry::Error::NotFound(_)
-                | registry::Error::Conflict(_)
-                | registry::Error::Forbidden(_),
-            ) => {
-                self.discard(&stored.location).await;
-                Err(Error::PreconditionFailed(format!(
-                    "Image {id} could not be found after upload. The image may have been deleted during the upload."
-                )))
-            }
-            Err(e) => {
-                self.discard(&stored.location).await;
-                self.kill(&id, Status::Saving).await;
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Moves an image from `from` to `killed`; a failure here is logged, not returned, since the
-    /// caller is already answering with the original error.
-    async fn kill(&self, id: &Uuid, from: Status) {
-        let killed = ImagePatch {
-            status: Some(Status::Killed),
-            ..Default::default()
-        };
-        let options = UpdateOptions {
-            purge_props: false,
-            from_state: Some(from),
-        };
-        if let Err(e) = self.catalog.update(id, killed, options).await {
-            crate::warn!("could not mark image {id} killed: {e}");
-        }
-    }
-
-    async fn discard(&self, location: &Location) {
-        if let Err(e) = self.stores.delete(location).await {
-            crate::error!(
-                "could not remove data of a failed upload at {}: {e}",
-                location.scheme()
-            );
-        }
     }
 
     /// `DELETE /v1/images/{id}` (§5.7).
@@ -640,87 +580,6 @@ impl ImagesService {
     }
 }
 
-/// Reads a small JSON body (members calls).
-async fn read_small_body(body: Incoming) -> Result<bytes::Bytes, Error> {
-    use crate::http::body::{collect_limited, CollectError};
-    collect_limited(body, super::registry::MAX_JSON_BODY)
-        .await
-        .map_err(|e| match e {
-            CollectError::TooLarge { limit } => {
-                Error::PayloadTooLarge(format!("Request body is larger than {limit} bytes"))
-            }
-            CollectError::Read(e) => Error::BadRequest(format!("Could not read request body: {e}")),
-        })
-}
-
-/// Most bytes of an unread request body read and dropped before an early refusal.
-const DRAIN_LIMIT: u64 = 64 << 20;
-
-/// Longest time spent dropping an unread request body.
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The request body, for the upload; a handler takes it once.
-fn take_body(body: &mut Option<Incoming>) -> Result<Incoming, Error> {
-    body.take()
-        .ok_or_else(|| Error::BadRequest("Could not read the request body twice".into()))
-}
-
-/// When a request with data is refused before its body was read, reads and drops the body (up
-/// to [`DRAIN_LIMIT`] bytes and [`DRAIN_TIME`]) before answering. A client that sends the whole
-/// body before reading the answer (most do, including hyper's) then sees the refusal instead of a
-/// connection closed under its upload. With `Expect: 100-continue` the client waits for the
-/// answer, so nothing is read.
-async fn refuse_unread(
-    headers: &HeaderMap,
-    body: Option<Incoming>,
-    result: Result<Response<Body>, Error>,
-) -> Result<Response<Body>, Error> {
-    let expects_continue = headers
-        .get(hyper::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if let (Err(_), Some(mut body), false) = (&result, body, expects_continue) {
-        if has_body(headers) {
-            let drained = tokio::time::timeout(DRAIN_TIME, async {
-                let mut read = 0u64;
-                while let Some(Ok(frame)) = body.frame().await {
-                    read += frame.data_ref().map_or(0, |d| d.len() as u64);
-                    if read > DRAIN_LIMIT {
-                        break;
-                    }
-                }
-            });
-            let _ = drained.await;
-        }
-    }
-    result
-}
-
-/// The request body as a [`DataSource`] for the stores.
-struct RequestBody(Incoming);
-
-impl DataSource for RequestBody {
-    fn size_hint(&self) -> Option<u64> {
-        self.0.size_hint().exact()
-    }
-
-    async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, store::Error> {
-        loop {
-            if self.0.is_end_stream() {
-                return Ok(None);
-            }
-            match self.0.frame().await {
-                None => return Ok(None),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Ok(Some(data));
-                    }
-                }
-                Some(Err(e)) => return Err(store::Error::ClientDisconnected(e.to_string())),
-            }
-        }
-    }
-}
-
 fn image_response(status: StatusCode, image: &Image) -> Result<Response<Body>, Error> {
     #[derive(Serialize)]
     struct ImageBody<'a> {
@@ -738,42 +597,6 @@ fn image_response(status: StatusCode, image: &Image) -> Result<Response<Body>, E
         }
     }
     Ok(resp)
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Whether the request carries image data (§5.5): any `Transfer-Encoding`, or a positive
-/// `Content-Length`.
-fn has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(TRANSFER_ENCODING) || content_length(headers).is_some_and(|n| n > 0)
-}
-
-fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
-    let media_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    if media_type.as_deref() == Some("application/octet-stream") {
-        Ok(())
-    } else {
-        Err(Error::BadRequest(
-            "Content-Type must be application/octet-stream".into(),
-        ))
-    }
 }
 
 /// Data needs both formats, from the request or the record.

@@ -5,6 +5,9 @@ pub mod catalog;
 pub mod error;
 pub mod images;
 pub mod registry;
+mod request;
+mod upload;
+mod v2;
 
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{json_response, Error};
 use crate::http::body::{collect_limited, Body, CollectError};
 use crate::http::image_json::decode_registry_body;
-use crate::http::members_json::{decode_member, decode_memberships};
+use crate::http::members_json::{decode_member, decode_member_status, decode_memberships};
 use crate::http::query::QueryParams;
 use crate::http::route::{match_registry_route, RegistryRoute, RouteError};
 use crate::model::{parse_image_id, Image, Status};
@@ -70,7 +70,8 @@ impl RegistryService {
                 json_response(StatusCode::OK, &ImageBody { image: &image })
             }
             RegistryRoute::ListMembers(id) => {
-                let members = self.registry.members(&image_id(id)?)?;
+                // With each member's v2 status and times (extra keys v1 clients ignore).
+                let members = self.registry.image_members(&image_id(id)?)?;
                 json_response(StatusCode::OK, &serde_json::json!({ "members": members }))
             }
             RegistryRoute::ReplaceMembers(id) => {
@@ -84,7 +85,20 @@ impl RegistryService {
                 let (id, member) = (image_id(id)?, member.to_string());
                 let body = read_json_body(req).await?;
                 let can_share = decode_member(&body).map_err(|e| Error::BadRequest(e.0))?;
+                let status = decode_member_status(&body).map_err(|e| Error::BadRequest(e.0))?;
+                let status = status
+                    .map(|s| {
+                        crate::registry::MemberStatus::parse(&s).ok_or_else(|| {
+                            Error::BadRequest(format!("Invalid member status '{s}'"))
+                        })
+                    })
+                    .transpose()?;
                 self.registry.add_member(&id, &member, can_share).await?;
+                if let Some(status) = status {
+                    self.registry
+                        .set_member_status(&id, &member, status)
+                        .await?;
+                }
                 Ok(no_content())
             }
             RegistryRoute::RemoveMember(id, member) => {
@@ -103,8 +117,15 @@ impl RegistryService {
 
     fn list(&self, req: &Request<Incoming>, detail: bool) -> Result<Response<Body>, Error> {
         let params = QueryParams::parse(req.uri().query().unwrap_or(""));
-        let query = ListQuery::from_params(params.iter(), self.limits)
-            .map_err(|e| Error::BadRequest(e.0))?;
+        let v2_param = crate::client::registry::V2_LIST_PARAM;
+        let query = if params.iter().any(|(k, _)| k == v2_param) {
+            // A glint API server relaying a v2 list (see `RegistryClient::list_v2`).
+            let v2 = params.iter().filter(|(k, _)| *k != v2_param);
+            crate::registry::query_v2::parse(v2, self.limits).map(|q| q.query)
+        } else {
+            ListQuery::from_params(params.iter(), self.limits)
+        }
+        .map_err(|e| Error::BadRequest(e.0))?;
         let images = self.registry.list(&query)?;
         if detail {
             json_response(StatusCode::OK, &ImagesBody { images })

@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::http::image_json::encode_registry_body;
 use crate::model::Image;
 use crate::patch::ImagePatch;
-use crate::registry::{Error, Member, SharedImage, UpdateOptions};
+use crate::registry::{Error, ImageMember, Member, MemberStatus, SharedImage, UpdateOptions};
+use crate::timestamp::Timestamp;
 
 /// Most bytes read from one registry answer (a page of 1000 detailed records fits easily).
 const MAX_RESPONSE: usize = 64 << 20;
@@ -94,6 +95,20 @@ impl RegistryClient {
 
     /// `GET /images/{id}/members`.
     pub async fn members(&self, id: &Uuid) -> Result<Vec<Member>, Error> {
+        Ok(self
+            .image_members(id)
+            .await?
+            .into_iter()
+            .map(|m| Member {
+                member_id: m.member_id,
+                can_share: m.can_share,
+            })
+            .collect())
+    }
+
+    /// `GET /images/{id}/members`, with the v2 status and times glint's registry adds (a
+    /// registry without them gives `pending` and the epoch).
+    pub async fn image_members(&self, id: &Uuid) -> Result<Vec<ImageMember>, Error> {
         #[derive(Deserialize)]
         struct Body {
             members: Vec<MemberJson>,
@@ -102,6 +117,9 @@ impl RegistryClient {
         struct MemberJson {
             member_id: String,
             can_share: bool,
+            status: Option<String>,
+            created_at: Option<Timestamp>,
+            updated_at: Option<Timestamp>,
         }
         let (status, body) = self
             .call(Method::GET, &format!("/images/{id}/members"), None, false)
@@ -111,14 +129,57 @@ impl RegistryClient {
         }
         let parsed: Body = serde_json::from_slice(&body)
             .map_err(|e| Error::Unavailable(format!("registry sent malformed members: {e}")))?;
+        let epoch = Timestamp::from_micros(0);
         Ok(parsed
             .members
             .into_iter()
-            .map(|m| Member {
+            .map(|m| ImageMember {
+                image_id: *id,
                 member_id: m.member_id,
                 can_share: m.can_share,
+                status: m
+                    .status
+                    .as_deref()
+                    .and_then(MemberStatus::parse)
+                    .unwrap_or(MemberStatus::Pending),
+                created_at: m.created_at.unwrap_or(epoch),
+                updated_at: m.updated_at.unwrap_or(epoch),
             })
             .collect())
+    }
+
+    /// `PUT /images/{id}/members/{member}` with a v2 `status` (glint's registry extension).
+    pub async fn set_member_status(
+        &self,
+        id: &Uuid,
+        member: &str,
+        member_status: MemberStatus,
+    ) -> Result<ImageMember, Error> {
+        if !self
+            .image_members(id)
+            .await?
+            .iter()
+            .any(|m| m.member_id == member)
+        {
+            return Err(Error::MemberNotFound);
+        }
+        let body =
+            serde_json::to_vec(&serde_json::json!({"member": {"status": member_status.as_str()}}))
+                .unwrap_or_default();
+        let (status, resp) = self
+            .call(
+                Method::PUT,
+                &format!("/images/{id}/members/{member}"),
+                Some(body),
+                false,
+            )
+            .await?;
+        member_result(id, status, &resp)?;
+        self.image_members(id)
+            .await?
+            .into_iter()
+            .find(|m| m.member_id == member)
+            .ok_or(Error::MemberNotFound)
     }
 
     /// `PUT /images/{id}/members`.
@@ -237,6 +298,17 @@ impl RegistryClient {
             .map_err(|e| Error::Unavailable(format!("registry sent a malformed list: {e}")))
     }
 
+    /// `GET /images/detail` with v2 list parameters, which glint's registry reads as v2 when
+    /// [`V2_LIST_PARAM`] is set.
+    pub async fn list_v2(&self, query: &str) -> Result<Vec<Image>, Error> {
+        let marked = if query.is_empty() {
+            format!("{V2_LIST_PARAM}=1")
+        } else {
+            format!("{query}&{V2_LIST_PARAM}=1")
+        };
+        self.list(&marked).await
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -266,6 +338,10 @@ impl RegistryClient {
         Ok((status, body))
     }
 }
+
+/// The query parameter that makes glint's registry parse a list request as an Images API v2 one
+/// (`glint api` with a remote registry serving `GET /v2/images`).
+pub const V2_LIST_PARAM: &str = "glint_v2_list";
 
 fn member_result(id: &Uuid, status: StatusCode, body: &[u8]) -> Result<(), Error> {
     if status.is_success() {

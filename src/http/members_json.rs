@@ -52,6 +52,21 @@ pub fn decode_member(body: &[u8]) -> Result<Option<bool>, Invalid> {
     can_share(member.get("can_share"))
 }
 
+/// The `status` of an add-member request (a glint extension of the Registry API that carries
+/// v2 member status to a remote registry); absent gives `None`.
+pub fn decode_member_status(body: &[u8]) -> Result<Option<String>, Invalid> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("malformed JSON: {e}")))?;
+    match value.get("member").and_then(|m| m.get("status")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(invalid(format!("status must be a string, got {other}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +104,11 @@ mod tests {
         );
         assert_eq!(decode_member(br#"{"member": {}}"#).unwrap(), None);
         assert!(decode_member(br#"{"other": 1}"#).is_err());
+        assert_eq!(
+            decode_member_status(br#"{"member": {"status": "accepted"}}"#).unwrap(),
+            Some("accepted".into())
+        );
+        assert_eq!(decode_member_status(b"").unwrap(), None);
+        assert!(decode_member_status(br#"{"member": {"status": 1}}"#).is_err());
     }
 }

@@ -3,7 +3,10 @@
 
 pub mod body;
 pub mod image_json;
+pub mod image_v2;
+pub mod json_patch;
 pub mod members_json;
 pub mod meta_headers;
 pub mod query;
 pub mod route;
+pub mod route_v2;

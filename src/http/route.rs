@@ -181,6 +181,8 @@ pub enum ApiRoute<'a> {
     RemoveMember(&'a str, &'a str),
     /// `/v1/shared-images/{member}` (any method): images shared with a member.
     SharedImages(&'a str),
+    /// A route of the Images API v2 (`/v2/...`).
+    V2(super::route_v2::V2Route<'a>),
 }
 
 /// Version ids that select the v1 API.
@@ -203,6 +205,9 @@ pub fn match_api_route<'a>(
         return Ok(Versions {
             multiple_choices: false,
         });
+    }
+    if first == "v2" {
+        return super::route_v2::match_v2_route(method, &path[1 + first.len()..]).map(V2);
     }
     let by_accept = accept
         .and_then(|a| a.trim().strip_prefix(ACCEPT_PREFIX))
@@ -306,7 +311,7 @@ mod api_tests {
             "/v3/x",
             "/v1.2/x",
             "/V1/images",
-            "/v2/images",
+            "/v2.0/images",
         ] {
             assert_eq!(m("GET", path, None), MULTIPLE, "{path}");
         }
@@ -314,6 +319,10 @@ mod api_tests {
             m("POST", "/images", None),
             MULTIPLE,
             "the method does not matter"
+        );
+        assert_eq!(
+            m("GET", "/v2/images", None),
+            Ok(V2(crate::http::route_v2::V2Route::List))
         );
         for prefix in ["/v1", "/v1.0", "/v1.1"] {
             let path: &'static str = Box::leak(format!("{prefix}/images").into_boxed_str());

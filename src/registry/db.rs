@@ -84,8 +84,7 @@ impl Db {
             for index_key in keys::index_keys(&image) {
                 self.index.insert(index_key, &[])?;
             }
-            let encoded =
-                serde_json::to_vec(&image).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let encoded = serde_json::to_vec(&image).map_err(|e| Error::Corrupt(e.to_string()))?;
             self.images.insert(key, encoded)?;
         }
         Ok(())

@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use super::keys::{self, SortKey};
 use super::query::{CmpOp, ListQuery, SortDir, Visibility};
-use crate::timestamp::Timestamp;
 use super::{Error, Registry};
 use crate::model::Image;
+use crate::timestamp::Timestamp;
 
 /// Largest source whose rows are sorted in memory rather than walked in index order.
 pub(super) const SMALL_SOURCE: usize = 1024;

@@ -2,6 +2,10 @@
 //! one transaction with a check of the image: `members` (`image id ‖ member` → can_share) lists an
 //! image's members in order, `shared` (`member ‖ 0x00 ‖ image id` → can_share) answers
 //! "images shared with this member" without a scan.
+//!
+//! A member's value is `can_share (1 byte)`, followed since v2 by `status (1 byte) ‖ created_at
+//! ‖ updated_at (8 bytes each, big-endian micros)`; a one-byte value (written before v2) reads as
+//! `pending`, with the image's own times.
 
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -9,6 +13,8 @@ use sled::Transactional;
 use uuid::Uuid;
 
 use super::{db, keys, Error, Registry};
+use crate::model::Image;
+use crate::timestamp::Timestamp;
 
 /// Longest member id (a tenant id).
 pub const MAX_MEMBER_LEN: usize = 255;
@@ -29,6 +35,107 @@ pub struct SharedImage {
     pub image_id: Uuid,
     /// Whether the member may share it further.
     pub can_share: bool,
+}
+
+/// Where a member stands with a shared image (v2): only `accepted` images are listed for it by
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    /// Offered, not answered (a new member's status).
+    Pending,
+    /// The member wants the image.
+    Accepted,
+    /// The member declined it.
+    Rejected,
+}
+
+impl MemberStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Pending => "pending",
+            MemberStatus::Accepted => "accepted",
+            MemberStatus::Rejected => "rejected",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<MemberStatus> {
+        [Self::Pending, Self::Accepted, Self::Rejected]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+
+    fn from_byte(b: u8) -> MemberStatus {
+        match b {
+            1 => MemberStatus::Accepted,
+            2 => MemberStatus::Rejected,
+            _ => MemberStatus::Pending,
+        }
+    }
+}
+
+/// One member of an image with its v2 status and times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageMember {
+    /// The image.
+    pub image_id: Uuid,
+    /// The tenant the image is shared with.
+    pub member_id: String,
+    /// Whether that tenant may share it further (v1).
+    pub can_share: bool,
+    /// The member's answer.
+    pub status: MemberStatus,
+    /// When the membership was made.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A stored member value, decoded.
+#[derive(Debug, Clone, Copy)]
+struct Value {
+    can_share: bool,
+    status: MemberStatus,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl Value {
+    fn new(can_share: bool, now: Timestamp) -> Value {
+        Value {
+            can_share,
+            status: MemberStatus::Pending,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn decode(bytes: &[u8], image: Option<&Image>) -> Value {
+        let time = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(|b| Timestamp::from_micros(i64::from_be_bytes(b)))
+        };
+        let fallback = image.map_or(Timestamp::from_micros(0), |i| i.created_at);
+        Value {
+            can_share: bytes.first() == Some(&1),
+            status: MemberStatus::from_byte(bytes.get(1).copied().unwrap_or(0)),
+            created_at: time(2).unwrap_or(fallback),
+            updated_at: time(10).unwrap_or(fallback),
+        }
+    }
+
+    fn encode(self) -> [u8; 18] {
+        let mut out = [0u8; 18];
+        out[0] = u8::from(self.can_share);
+        out[1] = self.status as u8;
+        out[2..10].copy_from_slice(&self.created_at.as_micros().to_be_bytes());
+        out[10..18].copy_from_slice(&self.updated_at.as_micros().to_be_bytes());
+        out
+    }
 }
 
 /// Checks a member id: non-empty, at most [`MAX_MEMBER_LEN`] characters, no control characters.
@@ -60,18 +167,68 @@ fn shared_key(member: &str, id: &Uuid) -> Vec<u8> {
 impl Registry {
     /// The members of a (non-deleted) image, by member id.
     pub fn members(&self, id: &Uuid) -> Result<Vec<Member>, Error> {
-        self.live_image(id)?;
+        Ok(self
+            .image_members(id)?
+            .into_iter()
+            .map(|m| Member {
+                member_id: m.member_id,
+                can_share: m.can_share,
+            })
+            .collect())
+    }
+
+    /// The members of a (non-deleted) image with their v2 status, by member id.
+    pub fn image_members(&self, id: &Uuid) -> Result<Vec<ImageMember>, Error> {
+        let image = self.live_image(id)?;
         self.db
             .members
             .scan_prefix(keys::id_key(id))
             .map(|entry| {
                 let (k, v) = entry?;
-                Ok(Member {
+                let value = Value::decode(&v, Some(&image));
+                Ok(ImageMember {
+                    image_id: *id,
                     member_id: String::from_utf8_lossy(&k[keys::ID_LEN..]).into_owned(),
-                    can_share: v.first() == Some(&1),
+                    can_share: value.can_share,
+                    status: value.status,
+                    created_at: value.created_at,
+                    updated_at: value.updated_at,
                 })
             })
             .collect()
+    }
+
+    /// Sets the v2 status of an existing member. Durable on return.
+    pub async fn set_member_status(
+        &self,
+        id: &Uuid,
+        member: &str,
+        status: MemberStatus,
+    ) -> Result<ImageMember, Error> {
+        let image = self.live_image(id)?;
+        let stored = self
+            .db
+            .members
+            .get(member_key(id, member))?
+            .ok_or(Error::MemberNotFound)?;
+        let mut value = Value::decode(&stored, Some(&image));
+        value.status = status;
+        value.updated_at = Timestamp::now().max(value.updated_at);
+        let bytes = value.encode();
+        self.write_members(id, |tx_members, tx_shared| {
+            tx_members.insert(member_key(id, member), &bytes)?;
+            tx_shared.insert(shared_key(member, id), &bytes)?;
+            Ok(())
+        })?;
+        self.db.flush().await?;
+        Ok(ImageMember {
+            image_id: *id,
+            member_id: member.to_string(),
+            can_share: value.can_share,
+            status: value.status,
+            created_at: value.created_at,
+            updated_at: value.updated_at,
+        })
     }
 
     /// The (non-deleted) images shared with `member`.
@@ -87,7 +244,7 @@ impl Registry {
             if self.get(&image_id).is_ok_and(|i| !i.deleted) {
                 out.push(SharedImage {
                     image_id,
-                    can_share: v.first() == Some(&1),
+                    can_share: Value::decode(&v, None).can_share,
                 });
             }
         }
@@ -104,18 +261,15 @@ impl Registry {
         for (m, _) in members {
             check_member_id(m)?;
         }
-        let current = self.members(id)?;
+        let current = self.image_members(id)?;
+        let now = Timestamp::now();
         self.write_members(id, |tx_members, tx_shared| {
             for old in &current {
                 tx_members.remove(member_key(id, &old.member_id))?;
                 tx_shared.remove(shared_key(&old.member_id, id))?;
             }
             for (m, can_share) in members {
-                let keep = current
-                    .iter()
-                    .find(|c| &c.member_id == m)
-                    .map(|c| c.can_share);
-                let value = [u8::from(can_share.or(keep).unwrap_or(false))];
+                let value = merged_value(&current, m, *can_share, now).encode();
                 tx_members.insert(member_key(id, m), &value)?;
                 tx_shared.insert(shared_key(m, id), &value)?;
             }
@@ -132,12 +286,8 @@ impl Registry {
         can_share: Option<bool>,
     ) -> Result<(), Error> {
         check_member_id(member)?;
-        let current = self.members(id)?;
-        let keep = current
-            .iter()
-            .find(|c| c.member_id == member)
-            .map(|c| c.can_share);
-        let value = [u8::from(can_share.or(keep).unwrap_or(false))];
+        let current = self.image_members(id)?;
+        let value = merged_value(&current, member, can_share, Timestamp::now()).encode();
         self.write_members(id, |tx_members, tx_shared| {
             tx_members.insert(member_key(id, member), &value)?;
             tx_shared.insert(shared_key(member, id), &value)?;
@@ -160,9 +310,9 @@ impl Registry {
         self.db.flush().await
     }
 
-    fn live_image(&self, id: &Uuid) -> Result<(), Error> {
+    fn live_image(&self, id: &Uuid) -> Result<Image, Error> {
         match self.get(id) {
-            Ok(image) if !image.deleted => Ok(()),
+            Ok(image) if !image.deleted => Ok(image),
             Ok(_) | Err(Error::NotFound(_)) => Err(Error::NotFound(*id)),
             Err(e) => Err(e),
         }
@@ -199,6 +349,29 @@ impl Registry {
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(Error::Storage(e)),
         }
+    }
+}
+
+/// The value of `member` after an add or replace: an existing member keeps its status, times and
+/// (unless given) `can_share`; a new one is pending, with `can_share` false unless given.
+fn merged_value(
+    current: &[ImageMember],
+    member: &str,
+    can_share: Option<bool>,
+    now: Timestamp,
+) -> Value {
+    match current.iter().find(|c| c.member_id == member) {
+        Some(c) => Value {
+            can_share: can_share.unwrap_or(c.can_share),
+            status: c.status,
+            created_at: c.created_at,
+            updated_at: if can_share.is_some_and(|s| s != c.can_share) {
+                now.max(c.updated_at)
+            } else {
+                c.updated_at
+            },
+        },
+        None => Value::new(can_share.unwrap_or(false), now),
     }
 }
 
@@ -254,6 +427,24 @@ mod tests {
             reg.shared_images("t2").unwrap().is_empty(),
             "the reverse index follows replacements"
         );
+        let t1 = reg
+            .set_member_status(&img.id, "t1", MemberStatus::Accepted)
+            .await
+            .unwrap();
+        assert_eq!(t1.status, MemberStatus::Accepted);
+        reg.add_member(&img.id, "t1", Some(false)).await.unwrap();
+        let listed = reg.image_members(&img.id).unwrap();
+        assert_eq!(
+            listed[0].status,
+            MemberStatus::Accepted,
+            "a re-add keeps the status"
+        );
+        assert_eq!(listed[1].status, MemberStatus::Pending);
+        assert!(matches!(
+            reg.set_member_status(&img.id, "nobody", MemberStatus::Rejected)
+                .await,
+            Err(Error::MemberNotFound)
+        ));
         reg.remove_member(&img.id, "t3").await.unwrap();
         assert!(matches!(
             reg.remove_member(&img.id, "t3").await,

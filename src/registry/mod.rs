@@ -6,6 +6,7 @@ mod index;
 pub mod keys;
 pub mod members;
 pub mod query;
+pub mod query_v2;
 
 use std::fmt;
 use std::path::Path;
@@ -16,7 +17,7 @@ use uuid::Uuid;
 use crate::model::{Image, Invalid, Status};
 use crate::patch::ImagePatch;
 use crate::timestamp::Timestamp;
-pub use members::{Member, SharedImage};
+pub use members::{ImageMember, Member, MemberStatus, SharedImage};
 pub use query::{Limits, ListQuery, SortDir, SortKey, Visibility};
 
 /// Why a registry operation did not succeed.

@@ -187,9 +187,10 @@ impl ListQuery {
     /// Whether the order is `(sort_key, created_at, id)`, all in `sort_dir`: the order the
     /// indexes hold. Other orders are sorted in memory.
     pub fn index_order(&self) -> bool {
-        self.then.iter().all(|(k, d)| {
-            matches!(k, SortKey::CreatedAt | SortKey::Id) && *d == self.sort_dir
-        }) || self.sort_key == SortKey::Id
+        self.then
+            .iter()
+            .all(|(k, d)| matches!(k, SortKey::CreatedAt | SortKey::Id) && *d == self.sort_dir)
+            || self.sort_key == SortKey::Id
     }
 
     /// Compares two images in this query's order.
@@ -309,9 +310,7 @@ impl Filters {
                 image.updated_at > t && deleted.is_none_or(|d| image.deleted == d)
             }
             (None, Some(true)) => image.deleted,
-            (None, _) => {
-                !image.deleted && (self.killed_listed || image.status != Status::Killed)
-            }
+            (None, _) => !image.deleted && (self.killed_listed || image.status != Status::Killed),
         };
         let time_ok = |tests: &[(CmpOp, Timestamp)], have: Timestamp| {
             tests.iter().all(|(op, want)| op.holds(have, *want))

@@ -18,7 +18,8 @@ use std::io;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use checksum::BackgroundMd5;
+use checksum::BackgroundHashes;
+pub use checksum::Digests;
 
 use crate::http::body::Body;
 pub use filesystem::Filesystem;
@@ -123,11 +124,11 @@ pub trait DataSource: Send {
     }
 }
 
-/// Counts bytes, computes the MD5 and enforces the size cap over a [`DataSource`], so that every
+/// Counts bytes, computes the MD5 and SHA-512 and enforces the size cap over a [`DataSource`], so that every
 /// store gets these guarantees without implementing them.
 pub struct Metered<'a, S> {
     source: &'a mut S,
-    md5: BackgroundMd5,
+    hashes: BackgroundHashes,
     size: u64,
     cap: u64,
     /// A chunk handed back with [`Metered::push_back`], already counted.
@@ -139,7 +140,7 @@ impl<'a, S: DataSource> Metered<'a, S> {
     pub fn new(source: &'a mut S, cap: u64) -> Self {
         Metered {
             source,
-            md5: BackgroundMd5::new(),
+            hashes: BackgroundHashes::new(),
             size: 0,
             cap,
             pending: None,
@@ -167,7 +168,7 @@ impl<'a, S: DataSource> Metered<'a, S> {
             if self.size > self.cap {
                 return Err(Error::SizeCapExceeded { cap: self.cap });
             }
-            self.md5.update(data.clone()).await?;
+            self.hashes.update(data.clone()).await?;
         }
         Ok(chunk)
     }
@@ -199,9 +200,48 @@ impl<'a, S: DataSource> Metered<'a, S> {
         self.size
     }
 
-    /// The lower-case hex MD5 of everything read.
-    pub async fn finish(self) -> Result<String, Error> {
-        self.md5.finish().await
+    /// The digests of everything read.
+    pub async fn finish(self) -> Result<Digests, Error> {
+        self.hashes.finish().await
+    }
+}
+
+impl Filesystem {
+    /// Streams `source` into this directory as the data of `id`, counted, capped and hashed like
+    /// any upload (v2's staging area uses this).
+    pub async fn put_source<S: DataSource>(
+        &self,
+        id: &Uuid,
+        source: &mut S,
+        size_cap: u64,
+    ) -> Result<Stored, Error> {
+        let mut metered = Metered::new(source, size_cap);
+        let location = self.put(id, &mut metered).await?;
+        let size = metered.size();
+        match metered.finish().await {
+            Ok(digests) => Ok(Stored {
+                location,
+                size,
+                checksum: digests.md5,
+                os_hash_value: digests.sha512,
+            }),
+            Err(e) => {
+                if let Location::File(path) = &location {
+                    let _ = self.delete(path).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens the data of `id` in this directory.
+    pub async fn open_data(&self, id: &Uuid) -> Result<Retrieved, Error> {
+        self.get(&self.dir().join(id.to_string())).await
+    }
+
+    /// Removes the data of `id` from this directory; `NotFound` if there was none.
+    pub async fn remove_data(&self, id: &Uuid) -> Result<(), Error> {
+        self.delete(&self.dir().join(id.to_string())).await
     }
 }
 
@@ -214,6 +254,8 @@ pub struct Stored {
     pub size: u64,
     /// Lower-case hex MD5 of the bytes.
     pub checksum: String,
+    /// Lower-case hex SHA-512 of the bytes (`os_hash_value`).
+    pub os_hash_value: String,
 }
 
 /// Image data read back from a store.
@@ -336,8 +378,8 @@ impl Stores {
             _ => self.filesystem.put(id, &mut metered).await?,
         };
         let size = metered.size();
-        let checksum = match metered.finish().await {
-            Ok(checksum) => checksum,
+        let digests = match metered.finish().await {
+            Ok(digests) => digests,
             Err(e) => {
                 if let Err(cleanup) = self.delete(&location).await {
                     crate::error!("cannot remove the data of a failed upload: {cleanup}");
@@ -348,7 +390,8 @@ impl Stores {
         Ok(Stored {
             location,
             size,
-            checksum,
+            checksum: digests.md5,
+            os_hash_value: digests.sha512,
         })
     }
 
@@ -379,6 +422,20 @@ impl Stores {
             Location::Http(url) => self.http.size(url).await,
             other => Ok(self.get(other).await?.size.unwrap_or(0)),
         }
+    }
+
+    /// The stores that take uploads, as `(name, description, is the default)`, for v2's
+    /// `/v2/info/stores`.
+    pub fn writable(&self) -> Vec<(&'static str, &'static str, bool)> {
+        let default = backend_named(&self.default_store);
+        let mut out = vec![("file", "Filesystem store", default == Some(Backend::File))];
+        if self.s3.is_some() {
+            out.push(("s3", "S3 store", default == Some(Backend::S3)));
+        }
+        if self.swift.is_some() {
+            out.push(("swift", "Swift store", default == Some(Backend::Swift)));
+        }
+        out
     }
 
     /// Removes the data at `location`. Data that is already gone is not an error.

@@ -1,0 +1,135 @@
+//! The upload procedure (§5.5.1) that both APIs share: `queued → saving`, stream into a store,
+//! verify size and checksum, record size, MD5 and the SHA-512 multihash, then `→ active`. Any
+//! failure kills the image and removes every byte written.
+
+use uuid::Uuid;
+
+use super::images::ImagesService;
+use super::Error;
+use crate::model::{Image, Status, HASH_ALGO};
+use crate::patch::ImagePatch;
+use crate::registry::{self, UpdateOptions};
+use crate::store::{DataSource, Location};
+
+impl ImagesService {
+    /// Uploads `source` as the data of a queued image: `queued → saving → active`.
+    pub(super) async fn upload(
+        &self,
+        image: Image,
+        store: Option<&str>,
+        mut source: impl DataSource,
+    ) -> Result<Image, Error> {
+        let saving = ImagePatch {
+            status: Some(Status::Saving),
+            ..Default::default()
+        };
+        let image = match self
+            .catalog
+            .update(&image.id, saving, from(Status::Queued))
+            .await
+        {
+            Ok(image) => image,
+            Err(registry::Error::Conflict(_)) => {
+                return Err(Error::Conflict("Cannot upload to an unqueued image".into()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.store_data(image, store, &mut source).await
+    }
+
+    /// Streams `source` into a store as the data of `image` (which is in `saving` or
+    /// `importing`), checks it against what the record declared and makes the image active.
+    pub(super) async fn store_data(
+        &self,
+        image: Image,
+        store: Option<&str>,
+        source: &mut impl DataSource,
+    ) -> Result<Image, Error> {
+        let (id, current) = (image.id, image.status);
+        let stored = match self
+            .stores
+            .put(store, &id, source, self.settings.size_cap)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(e) => {
+                self.kill(&id, current).await;
+                return Err(e.into());
+            }
+        };
+        let mismatch = if image.size != 0 && image.size != stored.size {
+            Some(("size", image.size.to_string(), stored.size.to_string()))
+        } else {
+            match &image.checksum {
+                Some(c) if *c != stored.checksum => {
+                    Some(("checksum", c.clone(), stored.checksum.clone()))
+                }
+                _ => None,
+            }
+        };
+        if let Some((attr, given, actual)) = mismatch {
+            self.discard(&stored.location).await;
+            self.kill(&id, current).await;
+            return Err(Error::BadRequest(format!(
+                "Supplied {attr} ({given}) and {attr} generated from uploaded image ({actual}) did not match. Setting image status to 'killed'."
+            )));
+        }
+        let active = ImagePatch {
+            status: Some(Status::Active),
+            size: Some(stored.size),
+            checksum: Some(Some(stored.checksum.clone())),
+            os_hash_algo: Some(Some(HASH_ALGO.into())),
+            os_hash_value: Some(Some(stored.os_hash_value.clone())),
+            location: Some(Some(stored.location.to_string())),
+            ..Default::default()
+        };
+        match self.catalog.update(&id, active, from(current)).await {
+            Ok(image) => Ok(image),
+            Err(
+                registry::Error::NotFound(_)
+                | registry::Error::Conflict(_)
+                | registry::Error::Forbidden(_),
+            ) => {
+                self.discard(&stored.location).await;
+                Err(Error::PreconditionFailed(format!(
+                    "Image {id} could not be found after upload. The image may have been deleted during the upload."
+                )))
+            }
+            Err(e) => {
+                self.discard(&stored.location).await;
+                self.kill(&id, current).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Moves an image from `from` to `killed`; a failure here is logged, not returned, since the
+    /// caller is already answering with the original error.
+    pub(super) async fn kill(&self, id: &Uuid, from_status: Status) {
+        let killed = ImagePatch {
+            status: Some(Status::Killed),
+            ..Default::default()
+        };
+        if let Err(e) = self.catalog.update(id, killed, from(from_status)).await {
+            crate::warn!("could not mark image {id} killed: {e}");
+        }
+    }
+
+    /// Removes data a failed or deleted image left in a store; a failure is logged.
+    pub(super) async fn discard(&self, location: &Location) {
+        if let Err(e) = self.stores.delete(location).await {
+            crate::error!(
+                "could not remove data of a failed upload at {}: {e}",
+                location.scheme()
+            );
+        }
+    }
+}
+
+/// An update that applies only while the image is in `status`, keeping its properties.
+pub(super) fn from(status: Status) -> UpdateOptions {
+    UpdateOptions {
+        purge_props: false,
+        from_state: Some(status),
+    }
+}

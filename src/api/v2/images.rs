@@ -1,0 +1,263 @@
+//! v2 image records: create, list, JSON-patch update, delete, tags, deactivate and reactivate.
+
+use hyper::body::Incoming;
+use hyper::header::LOCATION;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::{image_json, no_content, set_header};
+use crate::api::images::ImagesService;
+use crate::api::upload::from;
+use crate::api::{json_response, Error};
+use crate::http::body::Body;
+use crate::http::image_v2::{apply_changes, decode_create, encode};
+use crate::http::json_patch;
+use crate::http::query::{percent_decode, QueryParams};
+use crate::model::{Image, Status, MAX_NAME_LEN, MAX_TAGS};
+use crate::patch::ImagePatch;
+use crate::registry::{self, query_v2, UpdateOptions};
+
+impl ImagesService {
+    /// `POST /v2/images`: a queued image (201, `Location`).
+    pub(super) async fn v2_create(&self, base: &str, body: &[u8]) -> Result<Response<Body>, Error> {
+        let patch = decode_create(body)?;
+        self.check_property_quota(patch.properties.as_ref().map_or(0, |p| p.len()))?;
+        let image = self
+            .catalog
+            .create(patch, Status::Queued)
+            .await
+            .map_err(|e| match e {
+                registry::Error::Duplicate(id) => {
+                    Error::Conflict(format!("Image with identifier {id} already exists!"))
+                }
+                other => other.into(),
+            })?;
+        let mut resp = image_json(StatusCode::CREATED, &image)?;
+        set_header(
+            &mut resp,
+            LOCATION,
+            &format!("{base}/v2/images/{}", image.id),
+        );
+        Ok(resp)
+    }
+
+    /// `GET /v2/images`: a page of images with `first` and (when the page is full) `next` links.
+    pub(super) async fn v2_list(&self, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+        let raw = req.uri().query().unwrap_or("");
+        let params = QueryParams::parse(raw);
+        let parsed = query_v2::parse(params.iter(), self.settings.limits)
+            .map_err(|e| Error::BadRequest(e.0))?;
+        let images = self.catalog.list_v2(&parsed.query, raw).await?;
+        let kept: Vec<&str> = raw
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("marker="))
+            .collect();
+        let link = |extra: Option<String>| {
+            let mut parts: Vec<String> = kept.iter().map(|p| p.to_string()).collect();
+            parts.extend(extra);
+            if parts.is_empty() {
+                "/v2/images".to_string()
+            } else {
+                format!("/v2/images?{}", parts.join("&"))
+            }
+        };
+        let mut doc = json!({
+            "images": images.iter().map(encode).collect::<Vec<Value>>(),
+            "schema": "/v2/schemas/images",
+            "first": link(None),
+        });
+        if let Some(last) = images.last() {
+            if images.len() == parsed.query.limit {
+                doc["next"] = Value::String(link(Some(format!("marker={}", last.id))));
+            }
+        }
+        json_response(StatusCode::OK, &doc)
+    }
+
+    /// `PATCH /v2/images/{id}`: applies a JSON patch, answers the new image.
+    pub(super) async fn v2_update(
+        &self,
+        segment: &str,
+        body: &[u8],
+    ) -> Result<Response<Body>, Error> {
+        let changes = json_patch::parse(body).map_err(|e| Error::BadRequest(e.0))?;
+        let image = self.load_v2(segment).await?;
+        let patch = apply_changes(&image, &changes)?;
+        let added = patch
+            .properties
+            .as_ref()
+            .is_some_and(|p| p.len() > image.properties.len());
+        if added {
+            self.check_property_quota(patch.properties.as_ref().map_or(0, |p| p.len()))?;
+        }
+        check_tag_quota(patch.tags.as_ref().map_or(0, |t| t.len()))?;
+        let options = UpdateOptions {
+            purge_props: true,
+            from_state: None,
+        };
+        let image = self.update_record(&image, patch, options).await?;
+        image_json(StatusCode::OK, &image)
+    }
+
+    /// `DELETE /v2/images/{id}` (204): the record is deleted and its data and staged data removed.
+    pub(super) async fn v2_delete(&self, segment: &str) -> Result<Response<Body>, Error> {
+        let image = self.load_v2(segment).await?;
+        if image.protected {
+            return Err(Error::Forbidden(format!(
+                "Image {} is protected and cannot be deleted.",
+                image.id
+            )));
+        }
+        let deleted = match self.catalog.delete(&image.id).await {
+            Err(registry::Error::NotFound(_)) => {
+                return Err(Error::NotFound(format!(
+                    "No image found with ID {}",
+                    image.id
+                )))
+            }
+            other => other?,
+        };
+        self.remove_data(&deleted).await;
+        Ok(no_content())
+    }
+
+    /// `PUT /v2/images/{id}/tags/{tag}` (204; adding a tag twice is fine).
+    pub(super) async fn v2_add_tag(
+        &self,
+        segment: &str,
+        tag: &str,
+    ) -> Result<Response<Body>, Error> {
+        let tag = percent_decode(tag);
+        if tag.chars().count() > MAX_NAME_LEN {
+            return Err(Error::BadRequest(format!(
+                "Tag is too long: at most {MAX_NAME_LEN} characters"
+            )));
+        }
+        let image = self.load_v2(segment).await?;
+        if image.tags.contains(&tag) {
+            return Ok(no_content());
+        }
+        let mut tags = image.tags.clone();
+        tags.insert(tag);
+        check_tag_quota(tags.len())?;
+        self.set_tags(&image, tags).await?;
+        Ok(no_content())
+    }
+
+    /// `DELETE /v2/images/{id}/tags/{tag}` (204; 404 for a tag the image does not have).
+    pub(super) async fn v2_remove_tag(
+        &self,
+        segment: &str,
+        tag: &str,
+    ) -> Result<Response<Body>, Error> {
+        let tag = percent_decode(tag);
+        let image = self.load_v2(segment).await?;
+        let mut tags = image.tags.clone();
+        if !tags.remove(&tag) {
+            return Err(Error::NotFound(format!(
+                "Image {} has no tag '{tag}'",
+                image.id
+            )));
+        }
+        self.set_tags(&image, tags).await?;
+        Ok(no_content())
+    }
+
+    /// `POST /v2/images/{id}/actions/deactivate`: an active image stops serving its data.
+    pub(super) async fn v2_deactivate(&self, segment: &str) -> Result<Response<Body>, Error> {
+        self.switch_activation(segment, Status::Active, Status::Deactivated, "deactivate")
+            .await
+    }
+
+    /// `POST /v2/images/{id}/actions/reactivate`: a deactivated image serves its data again.
+    pub(super) async fn v2_reactivate(&self, segment: &str) -> Result<Response<Body>, Error> {
+        self.switch_activation(segment, Status::Deactivated, Status::Active, "reactivate")
+            .await
+    }
+
+    async fn switch_activation(
+        &self,
+        segment: &str,
+        from_status: Status,
+        to: Status,
+        action: &str,
+    ) -> Result<Response<Body>, Error> {
+        let image = self.load_v2(segment).await?;
+        if image.status == to {
+            return Ok(no_content());
+        }
+        if image.status != from_status {
+            return Err(Error::Forbidden(format!(
+                "Not allowed to {action} image in status '{}'",
+                image.status
+            )));
+        }
+        let patch = ImagePatch {
+            status: Some(to),
+            ..Default::default()
+        };
+        self.update_record(&image, patch, from(from_status)).await?;
+        Ok(no_content())
+    }
+
+    async fn set_tags(
+        &self,
+        image: &Image,
+        tags: std::collections::BTreeSet<String>,
+    ) -> Result<Image, Error> {
+        let patch = ImagePatch {
+            tags: Some(tags),
+            ..Default::default()
+        };
+        let options = UpdateOptions {
+            purge_props: false,
+            from_state: None,
+        };
+        self.update_record(image, patch, options).await
+    }
+
+    /// Updates a record the request loaded, with v2's messages for what the registry refuses.
+    pub(super) async fn update_record(
+        &self,
+        image: &Image,
+        patch: ImagePatch,
+        options: UpdateOptions,
+    ) -> Result<Image, Error> {
+        self.catalog
+            .update(&image.id, patch, options)
+            .await
+            .map_err(|e| match e {
+                registry::Error::NotFound(id) => {
+                    Error::NotFound(format!("No image found with ID {id}"))
+                }
+                registry::Error::Forbidden(_) => {
+                    Error::NotFound(format!("No image found with ID {}", image.id))
+                }
+                registry::Error::Conflict(_) => Error::Conflict(format!(
+                    "Image {} changed status while the request ran; try again",
+                    image.id
+                )),
+                other => other.into(),
+            })
+    }
+
+    /// Removes the stored and the staged data of a deleted image (failures are logged).
+    pub(super) async fn remove_data(&self, image: &Image) {
+        if let Some(uri) = &image.location {
+            match crate::store::Location::parse(uri) {
+                Ok(location) => self.discard(&location).await,
+                Err(e) => crate::warn!("image {} had an unreadable location: {e}", image.id),
+            }
+        }
+        self.unstage(&image.id).await;
+    }
+}
+
+fn check_tag_quota(count: usize) -> Result<(), Error> {
+    if count > MAX_TAGS {
+        return Err(Error::PayloadTooLarge(format!(
+            "Maximum number of tags exceeded: attempted {count}, maximum {MAX_TAGS}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! v2 image members: who a `shared` image is offered to, and each member's answer
+//! (`pending`, `accepted`, `rejected`).
+
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::no_content;
+use crate::api::images::ImagesService;
+use crate::api::{json_response, Error};
+use crate::http::body::Body;
+use crate::http::image_v2::v2_time;
+use crate::http::query::percent_decode;
+use crate::model::Visibility;
+use crate::registry::{self, ImageMember, MemberStatus};
+
+/// The v2 JSON of a member.
+fn member_json(m: &ImageMember) -> Value {
+    json!({
+        "image_id": m.image_id,
+        "member_id": m.member_id,
+        "status": m.status.as_str(),
+        "created_at": v2_time(m.created_at),
+        "updated_at": v2_time(m.updated_at),
+        "schema": "/v2/schemas/member",
+    })
+}
+
+impl ImagesService {
+    /// `GET /v2/images/{id}/members`.
+    pub(super) async fn v2_members(&self, segment: &str) -> Result<Response<Body>, Error> {
+        let image = self.load_v2(segment).await?;
+        let members = self.catalog.image_members(&image.id).await?;
+        json_response(
+            StatusCode::OK,
+            &json!({
+                "members": members.iter().map(member_json).collect::<Vec<_>>(),
+                "schema": "/v2/schemas/members",
+            }),
+        )
+    }
+
+    /// `POST /v2/images/{id}/members` with `{"member": "<project>"}`: a pending member of a
+    /// shared image.
+    pub(super) async fn v2_add_member(
+        &self,
+        segment: &str,
+        body: &[u8],
+    ) -> Result<Response<Body>, Error> {
+        let request: Value = serde_json::from_slice(body)
+            .map_err(|e| Error::BadRequest(format!("Malformed JSON in request body: {e}")))?;
+        let member = request["member"]
+            .as_str()
+            .ok_or_else(|| Error::BadRequest("Member to be added not specified".into()))?;
+        let image = self.load_v2(segment).await?;
+        if image.visibility != Visibility::Shared {
+            return Err(Error::Forbidden(format!(
+                "Only shared images have members; image {} is {}.",
+                image.id,
+                image.visibility.as_str()
+            )));
+        }
+        let current = self.catalog.image_members(&image.id).await?;
+        if current.iter().any(|m| m.member_id == member) {
+            return Err(Error::Conflict(format!(
+                "Member {member} already associated with image {}",
+                image.id
+            )));
+        }
+        self.check_member_quota(current.len() + 1)?;
+        self.catalog.add_member(&image.id, member, None).await?;
+        let added = self.find_member(&image.id, member).await?;
+        json_response(StatusCode::OK, &member_json(&added))
+    }
+
+    /// `GET /v2/images/{id}/members/{member}`.
+    pub(super) async fn v2_member(
+        &self,
+        segment: &str,
+        member: &str,
+    ) -> Result<Response<Body>, Error> {
+        let image = self.load_v2(segment).await?;
+        let found = self.find_member(&image.id, &percent_decode(member)).await?;
+        json_response(StatusCode::OK, &member_json(&found))
+    }
+
+    /// `PUT /v2/images/{id}/members/{member}` with `{"status": "accepted"}`.
+    pub(super) async fn v2_update_member(
+        &self,
+        segment: &str,
+        member: &str,
+        body: &[u8],
+    ) -> Result<Response<Body>, Error> {
+        let request: Value = serde_json::from_slice(body)
+            .map_err(|e| Error::BadRequest(format!("Malformed JSON in request body: {e}")))?;
+        let status = request["status"]
+            .as_str()
+            .and_then(MemberStatus::parse)
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "Invalid member status {}: it must be pending, accepted or rejected",
+                    request["status"]
+                ))
+            })?;
+        let image = self.load_v2(segment).await?;
+        let member = percent_decode(member);
+        let updated = self
+            .catalog
+            .set_member_status(&image.id, &member, status)
+            .await
+            .map_err(|e| member_error(e, &image.id, &member))?;
+        json_response(StatusCode::OK, &member_json(&updated))
+    }
+
+    /// `DELETE /v2/images/{id}/members/{member}` (204).
+    pub(super) async fn v2_remove_member(
+        &self,
+        segment: &str,
+        member: &str,
+    ) -> Result<Response<Body>, Error> {
+        let image = self.load_v2(segment).await?;
+        let member = percent_decode(member);
+        self.catalog
+            .remove_member(&image.id, &member)
+            .await
+            .map_err(|e| member_error(e, &image.id, &member))?;
+        Ok(no_content())
+    }
+
+    async fn find_member(&self, id: &uuid::Uuid, member: &str) -> Result<ImageMember, Error> {
+        self.catalog
+            .image_members(id)
+            .await?
+            .into_iter()
+            .find(|m| m.member_id == member)
+            .ok_or_else(|| member_error(registry::Error::MemberNotFound, id, member))
+    }
+}
+
+fn member_error(e: registry::Error, id: &uuid::Uuid, member: &str) -> Error {
+    match e {
+        registry::Error::MemberNotFound => {
+            Error::NotFound(format!("Member {member} of image {id} not found"))
+        }
+        other => other.into(),
+    }
+}
