@@ -384,6 +384,27 @@ pub fn parse_image_id(s: &str) -> Option<Uuid> {
     Uuid::try_parse(s).ok()
 }
 
+// Image sharing (§5.8): the registry stores these and both APIs and the registry client carry
+// them, so they live with the record rather than in any one of those.
+
+/// One member of an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    /// The tenant the image is shared with.
+    pub member_id: String,
+    /// Whether that tenant may share it further.
+    pub can_share: bool,
+}
+
+/// An image shared with a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedImage {
+    /// The image.
+    pub image_id: Uuid,
+    /// Whether the member may share it further.
+    pub can_share: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,8 +20,7 @@ use crate::server::Handler;
 /// Largest JSON request body accepted.
 pub const MAX_JSON_BODY: usize = 4 << 20;
 
-/// Header that asks an update to remove properties missing from the body.
-pub const PURGE_PROPS_HEADER: &str = "x-glance-registry-purge-props";
+pub use crate::http::wire::PURGE_PROPS_HEADER;
 
 /// The Registry API service.
 pub struct RegistryService {

@@ -12,9 +12,10 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::http::image_json::encode_registry_body;
-use crate::model::Image;
-use crate::patch::ImagePatch;
-use crate::registry::{Error, Member, SharedImage, UpdateOptions};
+use crate::http::wire::PURGE_PROPS_HEADER;
+use crate::model::{Image, Member, SharedImage};
+use crate::patch::{ImagePatch, UpdateOptions};
+use crate::registry::Error;
 
 /// Most bytes read from one registry answer (a page of 1000 detailed records fits easily).
 const MAX_RESPONSE: usize = 64 << 20;
@@ -249,7 +250,7 @@ impl RegistryClient {
             .uri(format!("{}{path}", self.base))
             .header(CONTENT_TYPE, "application/json");
         if purge_props {
-            req = req.header(crate::api::registry::PURGE_PROPS_HEADER, "true");
+            req = req.header(PURGE_PROPS_HEADER, "true");
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

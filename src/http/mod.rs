@@ -7,3 +7,4 @@ pub mod members_json;
 pub mod meta_headers;
 pub mod query;
 pub mod route;
+pub mod wire;

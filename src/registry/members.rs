@@ -3,7 +3,6 @@
 //! image's members in order, `shared` (`member ‖ 0x00 ‖ image id` → can_share) answers
 //! "images shared with this member" without a scan.
 
-use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use uuid::Uuid;
@@ -13,23 +12,7 @@ use super::{db, keys, Error, Registry};
 /// Longest member id (a tenant id).
 pub const MAX_MEMBER_LEN: usize = 255;
 
-/// One member of an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Member {
-    /// The tenant the image is shared with.
-    pub member_id: String,
-    /// Whether that tenant may share it further.
-    pub can_share: bool,
-}
-
-/// An image shared with a member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SharedImage {
-    /// The image.
-    pub image_id: Uuid,
-    /// Whether the member may share it further.
-    pub can_share: bool,
-}
+pub use crate::model::{Member, SharedImage};
 
 /// Checks a member id: non-empty, at most [`MAX_MEMBER_LEN`] characters, no control characters.
 pub fn check_member_id(member: &str) -> Result<(), Error> {

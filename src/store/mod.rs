@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use checksum::BackgroundMd5;
 
-use crate::http::body::Body;
+use crate::body::Body;
 pub use filesystem::Filesystem;
 pub use http::Http;
 pub use location::Location;
