@@ -13,6 +13,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api;
+pub mod body;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod http;
 pub mod log;
 pub mod model;
 pub mod patch;
+pub mod recovery;
 pub mod registry;
 pub mod server;
 pub mod store;
