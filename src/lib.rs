@@ -1,18 +1,26 @@
 //! glint: an OpenStack Glance v1 compatible image service.
 //!
-//! Module map (dependencies point down):
+//! Module map (dependencies point down; `http`, `registry`, `store` and `client` never import
+//! each other or `api`):
 //!
-//! * [`cli`] – command-line parsing and the `serve` / `registry` commands.
+//! * [`cli`] – command-line parsing, the server commands and the image commands.
 //! * [`server`] – the accept loop with graceful shutdown, generic over a [`server::Handler`].
-//! * [`api`] – the HTTP services: the Registry API handlers and the one error→status map.
-//! * [`http`] – pure parsers: path matcher, query strings, request bodies.
+//! * [`api`] – the HTTP services (Images API and Registry API), the catalog over a local or
+//!   remote registry, and the one error→status map.
+//! * [`client`] – typed clients of the Images API and the Registry API.
+//! * [`recovery`] – start-up recovery of uploads a crash interrupted.
+//! * [`http`] – pure codecs: path matcher, query strings, meta headers, JSON bodies, wire names.
 //! * [`registry`] – image records in sled with secondary indexes.
+//! * [`store`] – image data: filesystem, S3, Swift and the read-only HTTP store.
 //! * [`config`] – Glance-style INI file, `GLINT_*` environment and flags, resolved once.
-//! * [`model`], [`patch`], [`timestamp`] – the image record, partial updates, UTC times.
+//! * [`log`] – levelled logging to stderr.
+//! * [`model`], [`patch`], [`body`], [`timestamp`] – leaves: the image record and its members,
+//!   partial updates, the shared byte-stream types, UTC times.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api;
+pub mod body;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -20,6 +28,7 @@ pub mod http;
 pub mod log;
 pub mod model;
 pub mod patch;
+pub mod recovery;
 pub mod registry;
 pub mod server;
 pub mod store;

@@ -483,6 +483,84 @@ pub fn parse_image_id(s: &str) -> Option<Uuid> {
     Uuid::try_parse(s).ok()
 }
 
+// Image sharing (§5.8): the registry stores these and both APIs and the registry client carry
+// them, so they live with the record rather than in any one of those.
+
+/// One member of an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    /// The tenant the image is shared with.
+    pub member_id: String,
+    /// Whether that tenant may share it further.
+    pub can_share: bool,
+}
+
+/// An image shared with a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SharedImage {
+    /// The image.
+    pub image_id: Uuid,
+    /// Whether the member may share it further.
+    pub can_share: bool,
+}
+
+/// Where a member stands with a shared image (v2): only `accepted` images are listed for it by
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    /// Offered, not answered (a new member's status).
+    Pending,
+    /// The member wants the image.
+    Accepted,
+    /// The member declined it.
+    Rejected,
+}
+
+impl MemberStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Pending => "pending",
+            MemberStatus::Accepted => "accepted",
+            MemberStatus::Rejected => "rejected",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<MemberStatus> {
+        [Self::Pending, Self::Accepted, Self::Rejected]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+
+    /// The status a stored byte stands for (unknown bytes read as pending).
+    pub fn from_byte(b: u8) -> MemberStatus {
+        match b {
+            1 => MemberStatus::Accepted,
+            2 => MemberStatus::Rejected,
+            _ => MemberStatus::Pending,
+        }
+    }
+}
+
+/// One member of an image with its v2 status and times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageMember {
+    /// The image.
+    pub image_id: Uuid,
+    /// The tenant the image is shared with.
+    pub member_id: String,
+    /// Whether that tenant may share it further (v1).
+    pub can_share: bool,
+    /// The member's answer.
+    pub status: MemberStatus,
+    /// When the membership was made.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

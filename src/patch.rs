@@ -156,6 +156,16 @@ impl ImagePatch {
     }
 }
 
+/// How an update applies its patch (§9.4): the Registry API reads these from its request, the
+/// registry applies them, and the registry client sends them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpdateOptions {
+    /// Remove stored properties that the patch does not name.
+    pub purge_props: bool,
+    /// Apply only if the image is currently in this status.
+    pub from_state: Option<Status>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,8 +27,7 @@ use crate::registry::{self, Limits, ListQuery, UpdateOptions};
 use crate::server::Handler;
 use crate::store::{self, Filesystem, Location, Stores};
 
-/// Header that decides whether a PUT replaces (default) or upserts properties.
-const PURGE_PROPS_HEADER: &str = "x-glance-registry-purge-props";
+use crate::http::wire::PURGE_PROPS_HEADER;
 
 /// Settings of the Images API that come from configuration.
 #[derive(Debug, Clone)]

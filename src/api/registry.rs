@@ -20,8 +20,7 @@ use crate::server::Handler;
 /// Largest JSON request body accepted.
 pub const MAX_JSON_BODY: usize = 4 << 20;
 
-/// Header that asks an update to remove properties missing from the body.
-pub const PURGE_PROPS_HEADER: &str = "x-glance-registry-purge-props";
+pub use crate::http::wire::PURGE_PROPS_HEADER;
 
 /// The Registry API service.
 pub struct RegistryService {
@@ -117,7 +116,7 @@ impl RegistryService {
 
     fn list(&self, req: &Request<Incoming>, detail: bool) -> Result<Response<Body>, Error> {
         let params = QueryParams::parse(req.uri().query().unwrap_or(""));
-        let v2_param = crate::client::registry::V2_LIST_PARAM;
+        let v2_param = crate::http::wire::V2_LIST_PARAM;
         let query = if params.iter().any(|(k, _)| k == v2_param) {
             // A glint API server relaying a v2 list (see `RegistryClient::list_v2`).
             let v2 = params.iter().filter(|(k, _)| *k != v2_param);

@@ -1,5 +1,7 @@
 //! The server commands: `serve`, `api` and `registry`.
 
+use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,10 +15,8 @@ use crate::api::images::{ApiSettings, ImagesService};
 use crate::api::registry::RegistryService;
 use crate::client::registry::RegistryClient;
 use crate::config::{App, Config, RawConfig};
-use crate::model::Status;
-use crate::patch::ImagePatch;
-use crate::registry::{ListQuery, Registry, UpdateOptions};
-use crate::store::{Filesystem, Stores, Swift, S3};
+use crate::registry::{self, Registry};
+use crate::store::{self, Filesystem, Stores, Swift, S3};
 
 /// Usage of the server commands.
 pub const USAGE: &str = "\
@@ -48,7 +48,7 @@ Examples:
 /// Runs a server command with its arguments.
 pub fn run(app: App, args: &[String]) -> Result<ExitCode, UsageError> {
     let raw = parse_args(app, args)?;
-    let config = Config::resolve(&raw).map_err(|e| UsageError(e.0))?;
+    let config = Config::resolve(&raw).map_err(|e| UsageError(e.to_string()))?;
     crate::log::set_max_level(config.log_level);
     for w in &raw.warnings {
         crate::warn!("{w}");
@@ -95,7 +95,8 @@ fn parse_args(app: App, rest: &[String]) -> Result<RawConfig, UsageError> {
     }
     let mut raw = RawConfig::default();
     if let Some(path) = &config_file {
-        raw.load_file(path, app).map_err(|e| UsageError(e.0))?;
+        raw.load_file(path, app)
+            .map_err(|e| UsageError(e.to_string()))?;
     }
     raw.load_env(std::env::vars());
     for (option, setting) in flags.settings() {
@@ -106,15 +107,13 @@ fn parse_args(app: App, rest: &[String]) -> Result<RawConfig, UsageError> {
 
 /// Opens what `app` needs, binds its listeners and serves until SIGINT or SIGTERM, then drains
 /// in-flight requests and flushes the database.
-async fn run_servers(app: App, config: Config) -> Result<(), String> {
+async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
     // Listen for signals before anything is announced: a SIGTERM that arrives right after the
     // "listening" line must drain and flush, not kill the process.
     let shutdown = shutdown_signal()?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        format!(
-            "cannot create data directory {}: {e}",
-            config.data_dir.display()
-        )
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
     })?;
     let registry = match app {
         App::Api => None,
@@ -133,28 +132,12 @@ async fn run_servers(app: App, config: Config) -> Result<(), String> {
         ));
     }
     if app != App::Registry {
-        let filesystem = Filesystem::open(&config.filesystem_store_datadir).map_err(|e| {
-            format!(
-                "cannot open the filesystem store in {}: {e}",
-                config.filesystem_store_datadir.display()
-            )
-        })?;
-        let http = crate::store::http_client::new(&config.trust_roots)
-            .map_err(|e| format!("cannot set up TLS for the stores: {e}"))?;
-        let s3 = config
-            .s3
-            .clone()
-            .map(|c| S3::new(c, http.clone()))
-            .transpose()
-            .map_err(|e| format!("cannot set up the S3 store: {e}"))?;
-        let swift = config.swift.clone().map(|c| Swift::new(c, http.clone()));
-        let stores = Arc::new(
-            Stores::new(filesystem, s3, swift, http, &config.default_store)
-                .map_err(|e| e.to_string())?,
-        );
+        let stores = Arc::new(open_stores(&config)?);
         let catalog = match &registry {
             Some(registry) => {
-                recover_interrupted_uploads(registry).await?;
+                crate::recovery::kill_interrupted_uploads(registry)
+                    .await
+                    .map_err(ServeError::Recovery)?;
                 Catalog::Local(registry.clone())
             }
             None => Catalog::Remote(RegistryClient::new(&config.registry_url)),
@@ -179,32 +162,50 @@ async fn run_servers(app: App, config: Config) -> Result<(), String> {
     let _ = stop_tx.send(true);
     while servers.join_next().await.is_some() {}
     if let Some(registry) = registry {
-        registry
-            .flush()
-            .await
-            .map_err(|e| format!("flushing the registry on shutdown failed: {e}"))?;
+        registry.flush().await.map_err(ServeError::Flush)?;
     }
     crate::info!("shut down cleanly");
     Ok(())
 }
 
-fn open_registry(config: &Config) -> Result<Registry, String> {
-    Registry::open(&config.registry_dir()).map_err(|e| {
-        format!(
-            "cannot open the registry database in {} (is another glint using it?): {e}",
-            config.registry_dir().display()
-        )
+fn open_registry(config: &Config) -> Result<Registry, ServeError> {
+    Registry::open(&config.registry_dir()).map_err(|source| ServeError::OpenRegistry {
+        path: config.registry_dir(),
+        source,
     })
 }
 
-async fn bind(config: &Config, port: u16, what: &str) -> Result<TcpListener, String> {
+/// Opens the filesystem store and sets up the configured network stores on one https client.
+fn open_stores(config: &Config) -> Result<Stores, ServeError> {
+    let filesystem = Filesystem::open(&config.filesystem_store_datadir).map_err(|source| {
+        ServeError::OpenFilesystem {
+            path: config.filesystem_store_datadir.clone(),
+            source,
+        }
+    })?;
+    let http = store::http_client::new(&config.trust_roots).map_err(ServeError::Tls)?;
+    let s3 = config
+        .s3
+        .clone()
+        .map(|c| S3::new(c, http.clone()))
+        .transpose()
+        .map_err(ServeError::S3)?;
+    let swift = config.swift.clone().map(|c| Swift::new(c, http.clone()));
+    Stores::new(filesystem, s3, swift, http, &config.default_store).map_err(ServeError::Stores)
+}
+
+async fn bind(config: &Config, port: u16, server: &'static str) -> Result<TcpListener, ServeError> {
     let addr = SocketAddr::new(config.bind_host, port);
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("cannot listen on {addr} for the {what} server: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| ServeError::Bind {
+            addr,
+            server,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(ServeError::LocalAddr)?;
     // Always printed: operators and tests learn the bound port (port 0) from this line.
-    eprintln!("glint: {what} listening on http://{local}");
+    eprintln!("glint: {server} listening on http://{local}");
     Ok(listener)
 }
 
@@ -212,49 +213,17 @@ async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Images left in `saving` by a crash can never finish: their upload died with the process.
-/// They become `killed`; their partial files were removed when the store opened.
-async fn recover_interrupted_uploads(registry: &Registry) -> Result<(), String> {
-    let mut query = ListQuery::new(crate::registry::Limits {
-        default: 1000,
-        max: 1000,
-    });
-    query.filters.status = Some(Status::Saving.as_str().to_string());
-    query.filters.visibility = crate::registry::Visibility::All;
-    query.sort_key = crate::registry::SortKey::Id;
-    loop {
-        let page = registry.list(&query).map_err(|e| e.to_string())?;
-        for image in &page {
-            let killed = ImagePatch {
-                status: Some(Status::Killed),
-                ..Default::default()
-            };
-            let options = UpdateOptions {
-                purge_props: false,
-                from_state: Some(Status::Saving),
-            };
-            match registry.update(&image.id, killed, options).await {
-                Ok(_) => crate::warn!(
-                    "image {} was saving when glint stopped; now killed",
-                    image.id
-                ),
-                Err(e) => crate::warn!("could not kill interrupted upload {}: {e}", image.id),
-            }
-        }
-        match page.last() {
-            Some(last) if page.len() == query.limit => query.marker = Some(last.id),
-            _ => return Ok(()),
-        }
-    }
-}
-
 /// Installs the SIGINT and SIGTERM handlers now, and returns a future that resolves on either.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let handler = |kind, signal_name| {
+        signal(kind).map_err(|source| ServeError::Signal {
+            signal: signal_name,
+            source,
+        })
+    };
+    let mut term = handler(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = handler(SignalKind::interrupt(), "SIGINT")?;
     Ok(async move {
         tokio::select! {
             _ = term.recv() => {}
@@ -262,4 +231,112 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
         }
         crate::info!("shutdown signal received; finishing in-flight requests");
     })
+}
+
+/// Why a server command could not start, or could not shut down cleanly.
+#[derive(Debug)]
+pub enum ServeError {
+    /// A signal handler could not be installed.
+    Signal {
+        /// `SIGTERM` or `SIGINT`.
+        signal: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+    /// The data directory could not be created.
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The registry database could not be opened (another glint may hold its lock).
+    OpenRegistry {
+        /// The database directory.
+        path: PathBuf,
+        /// Why.
+        source: registry::Error,
+    },
+    /// The filesystem store could not be opened.
+    OpenFilesystem {
+        /// The store's directory.
+        path: PathBuf,
+        /// Why.
+        source: store::Error,
+    },
+    /// The stores' https client could not be set up (an unreadable CA bundle).
+    Tls(store::Error),
+    /// The S3 store could not be set up.
+    S3(store::Error),
+    /// The stores refused the configuration (a default store that is not configured).
+    Stores(store::Error),
+    /// The images whose upload was interrupted could not be listed.
+    Recovery(registry::Error),
+    /// A listener could not be bound.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Which server (`api` or `registry`).
+        server: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+    /// The bound address could not be read back.
+    LocalAddr(io::Error),
+    /// Writing the registry to disk on shutdown failed.
+    Flush(registry::Error),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Signal { signal, source } => write!(f, "cannot handle {signal}: {source}"),
+            ServeError::DataDir { path, source } => {
+                write!(
+                    f,
+                    "cannot create data directory {}: {source}",
+                    path.display()
+                )
+            }
+            ServeError::OpenRegistry { path, source } => write!(
+                f,
+                "cannot open the registry database in {} (is another glint using it?): {source}",
+                path.display()
+            ),
+            ServeError::OpenFilesystem { path, source } => write!(
+                f,
+                "cannot open the filesystem store in {}: {source}",
+                path.display()
+            ),
+            ServeError::Tls(e) => write!(f, "cannot set up TLS for the stores: {e}"),
+            ServeError::S3(e) => write!(f, "cannot set up the S3 store: {e}"),
+            ServeError::Stores(e) => write!(f, "{e}"),
+            ServeError::Recovery(e) => write!(f, "{e}"),
+            ServeError::Bind {
+                addr,
+                server,
+                source,
+            } => write!(
+                f,
+                "cannot listen on {addr} for the {server} server: {source}"
+            ),
+            ServeError::LocalAddr(e) => write!(f, "{e}"),
+            ServeError::Flush(e) => write!(f, "flushing the registry on shutdown failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeError::Signal { source, .. }
+            | ServeError::DataDir { source, .. }
+            | ServeError::Bind { source, .. } => Some(source),
+            ServeError::LocalAddr(e) => Some(e),
+            ServeError::OpenRegistry { source, .. } => Some(source),
+            ServeError::OpenFilesystem { source, .. } => Some(source),
+            ServeError::Tls(e) | ServeError::S3(e) | ServeError::Stores(e) => Some(e),
+            ServeError::Recovery(e) | ServeError::Flush(e) => Some(e),
+        }
+    }
 }

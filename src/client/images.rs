@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::http::body::BoxError;
+use crate::body::BoxError;
 use crate::http::meta_headers::{decode_response_image, encode_patch_headers};
 use crate::http::query::QueryParams;
 use crate::model::Image;

@@ -12,9 +12,10 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::http::image_json::encode_registry_body;
-use crate::model::Image;
-use crate::patch::ImagePatch;
-use crate::registry::{Error, ImageMember, Member, MemberStatus, SharedImage, UpdateOptions};
+use crate::http::wire::{PURGE_PROPS_HEADER, V2_LIST_PARAM};
+use crate::model::{Image, ImageMember, Member, MemberStatus, SharedImage};
+use crate::patch::{ImagePatch, UpdateOptions};
+use crate::registry::Error;
 use crate::timestamp::Timestamp;
 
 /// Most bytes read from one registry answer (a page of 1000 detailed records fits easily).
@@ -321,7 +322,7 @@ impl RegistryClient {
             .uri(format!("{}{path}", self.base))
             .header(CONTENT_TYPE, "application/json");
         if purge_props {
-            req = req.header(crate::api::registry::PURGE_PROPS_HEADER, "true");
+            req = req.header(PURGE_PROPS_HEADER, "true");
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -338,10 +339,6 @@ impl RegistryClient {
         Ok((status, body))
     }
 }
-
-/// The query parameter that makes glint's registry parse a list request as an Images API v2 one
-/// (`glint api` with a remote registry serving `GET /v2/images`).
-pub const V2_LIST_PARAM: &str = "glint_v2_list";
 
 fn member_result(id: &Uuid, status: StatusCode, body: &[u8]) -> Result<(), Error> {
     if status.is_success() {

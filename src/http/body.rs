@@ -1,13 +1,9 @@
-//! Body types shared by the server and client, and a size-limited body collector.
+//! Response bodies built from buffers, and a size-limited request body collector.
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, Limited};
+use http_body_util::{BodyExt, Empty, Full, Limited};
 
-/// The error a response body stream can fail with.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body of every response glint sends: whole buffers or a stream of chunks.
-pub type Body = BoxBody<Bytes, BoxError>;
+pub use crate::body::{Body, BoxError};
 
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> Body {

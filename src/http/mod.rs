@@ -10,3 +10,4 @@ pub mod meta_headers;
 pub mod query;
 pub mod route;
 pub mod route_v2;
+pub mod wire;

@@ -7,7 +7,6 @@
 //! ‖ updated_at (8 bytes each, big-endian micros)`; a one-byte value (written before v2) reads as
 //! `pending`, with the image's own times.
 
-use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use uuid::Uuid;
@@ -19,79 +18,7 @@ use crate::timestamp::Timestamp;
 /// Longest member id (a tenant id).
 pub const MAX_MEMBER_LEN: usize = 255;
 
-/// One member of an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Member {
-    /// The tenant the image is shared with.
-    pub member_id: String,
-    /// Whether that tenant may share it further.
-    pub can_share: bool,
-}
-
-/// An image shared with a member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SharedImage {
-    /// The image.
-    pub image_id: Uuid,
-    /// Whether the member may share it further.
-    pub can_share: bool,
-}
-
-/// Where a member stands with a shared image (v2): only `accepted` images are listed for it by
-/// default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberStatus {
-    /// Offered, not answered (a new member's status).
-    Pending,
-    /// The member wants the image.
-    Accepted,
-    /// The member declined it.
-    Rejected,
-}
-
-impl MemberStatus {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberStatus::Pending => "pending",
-            MemberStatus::Accepted => "accepted",
-            MemberStatus::Rejected => "rejected",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<MemberStatus> {
-        [Self::Pending, Self::Accepted, Self::Rejected]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
-
-    fn from_byte(b: u8) -> MemberStatus {
-        match b {
-            1 => MemberStatus::Accepted,
-            2 => MemberStatus::Rejected,
-            _ => MemberStatus::Pending,
-        }
-    }
-}
-
-/// One member of an image with its v2 status and times.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImageMember {
-    /// The image.
-    pub image_id: Uuid,
-    /// The tenant the image is shared with.
-    pub member_id: String,
-    /// Whether that tenant may share it further (v1).
-    pub can_share: bool,
-    /// The member's answer.
-    pub status: MemberStatus,
-    /// When the membership was made.
-    pub created_at: Timestamp,
-    /// When it last changed.
-    pub updated_at: Timestamp,
-}
+pub use crate::model::{ImageMember, Member, MemberStatus, SharedImage};
 
 /// A stored member value, decoded.
 #[derive(Debug, Clone, Copy)]

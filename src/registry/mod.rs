@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::model::{Image, Invalid, Status};
 use crate::patch::ImagePatch;
+pub use crate::patch::UpdateOptions;
 use crate::timestamp::Timestamp;
 pub use members::{ImageMember, Member, MemberStatus, SharedImage};
 pub use query::{Limits, ListQuery, SortDir, SortKey, Visibility};
@@ -76,15 +77,6 @@ impl From<Invalid> for Error {
     fn from(e: Invalid) -> Self {
         Error::Invalid(e.0)
     }
-}
-
-/// Options of an update (§9.4).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UpdateOptions {
-    /// Remove stored properties that the patch does not name.
-    pub purge_props: bool,
-    /// Apply only if the image is currently in this status.
-    pub from_state: Option<Status>,
 }
 
 /// Counters of the work lists and lookups have done, for tests and diagnostics.

@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::{DataSource, Error, Location, Metered, Retrieved};
-use crate::http::body::BoxError;
+use crate::body::BoxError;
 
 /// Bytes gathered before each write to disk: big writes keep the upload near disk speed.
 const WRITE_CHUNK: usize = 1 << 20;

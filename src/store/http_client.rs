@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{DataSource, Error, Metered, Retrieved};
-use crate::http::body::BoxError;
+use crate::body::BoxError;
 
 /// Request bodies sent to stores.
 pub type OutBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;

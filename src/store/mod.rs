@@ -21,7 +21,7 @@ use uuid::Uuid;
 use checksum::BackgroundHashes;
 pub use checksum::Digests;
 
-use crate::http::body::Body;
+use crate::body::Body;
 pub use filesystem::Filesystem;
 pub use http::Http;
 pub use location::Location;
