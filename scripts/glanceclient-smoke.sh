@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Smoke test of glint with the real python-glanceclient v1: installs python-glanceclient 2.17.1
-# (the last release with the v1 API) into .venv if it is not there, starts `glint serve` on free
-# loopback ports over a temporary data directory, and runs scripts/glanceclient_smoke.py
-# against it. The server is always stopped. Exits non-zero on any failure.
+# Smoke tests of glint with the real OpenStack clients: installs python-glanceclient 2.17.1 (the
+# last release with the v1 API; it has v2 too) and python-openstackclient (the `openstack` CLI on
+# openstacksdk) into .venv if they are not there, starts `glint serve` on free loopback ports
+# over a temporary data directory, and runs the given smoke script against it (default
+# scripts/glanceclient_smoke.py, v1; scripts/v2_clients_smoke.py drives v2). The server is
+# always stopped. Exits non-zero on any failure.
 #
-#   scripts/glanceclient-smoke.sh            # builds target/debug/glint if GLINT_BIN is unset
-#   GLINT_BIN=/path/to/glint scripts/glanceclient-smoke.sh
+#   scripts/glanceclient-smoke.sh [SCRIPT]   # builds target/debug/glint if GLINT_BIN is unset
+#   GLINT_BIN=/path/to/glint scripts/glanceclient-smoke.sh scripts/v2_clients_smoke.py
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 glanceclient_version="2.17.1"
+openstackclient_version="10.5.0"
+smoke_script="${1:-$root/scripts/glanceclient_smoke.py}"
 
 log() { echo "glanceclient-smoke: $*" >&2; }
 
 installed_version() {
-    "$venv/bin/python" - <<'EOF' 2>/dev/null
-import importlib.metadata
-print(importlib.metadata.version("python-glanceclient"))
+    "$venv/bin/python" - "$1" <<'EOF' 2>/dev/null
+import importlib.metadata, sys
+print(importlib.metadata.version(sys.argv[1]))
 EOF
 }
 
@@ -25,10 +29,13 @@ if [[ ! -x "$venv/bin/python" ]]; then
     log "creating $venv"
     python3 -m venv "$venv"
 fi
-if [[ "$(installed_version || true)" != "$glanceclient_version" ]]; then
-    log "installing python-glanceclient==$glanceclient_version into $venv"
+if [[ "$(installed_version python-glanceclient || true)" != "$glanceclient_version" ||
+      "$(installed_version python-openstackclient || true)" != "$openstackclient_version" ]]; then
+    log "installing python-glanceclient==$glanceclient_version and" \
+        "python-openstackclient==$openstackclient_version into $venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        "python-glanceclient==$glanceclient_version"
+        "python-glanceclient==$glanceclient_version" \
+        "python-openstackclient==$openstackclient_version"
 fi
 
 glint="${GLINT_BIN:-}"
@@ -79,7 +86,7 @@ if [[ -z "$endpoint" ]]; then
 fi
 log "glint serve listening at $endpoint"
 
-if ! "$venv/bin/python" "$root/scripts/glanceclient_smoke.py" "$endpoint"; then
+if ! PATH="$venv/bin:$PATH" "$venv/bin/python" "$smoke_script" "$endpoint"; then
     log "FAILED; server log:"
     cat "$work/server.log" >&2
     exit 1

@@ -14,7 +14,9 @@
 //! * `update` – PUT: immutability, uploads to queued images, purge-props, DELETE (§5.6, §5.7).
 //! * `failures` – uploads that die: client disconnect, delete while saving (412), `kill -9` and
 //!   restart recovery (§12.6); the size cap from a config file.
-//! * `glanceclient` – the real python-glanceclient v1 against `glint serve`.
+//! * `glanceclient` – the real python-glanceclient (v1 and v2) and `openstack image` against
+//!   `glint serve`.
+//! * `v2` – the Images API v2: images, JSON patch, data, lists, tags, members, import.
 
 use std::collections::BTreeMap;
 
@@ -63,6 +65,7 @@ mod members;
 mod refusals;
 mod routes;
 mod update;
+mod v2;
 mod validation;
 mod versions;
 

@@ -38,6 +38,12 @@ impl ImagesService {
             LOCATION,
             &format!("{base}/v2/images/{}", image.id),
         );
+        // How clients learn that the interoperable import is on (openstacksdk checks it).
+        set_header(
+            &mut resp,
+            hyper::header::HeaderName::from_static("openstack-image-import-methods"),
+            &super::IMPORT_METHODS.join(","),
+        );
         Ok(resp)
     }
 

@@ -1,6 +1,7 @@
-//! The real python-glanceclient v1 (2.17.1) against `glint serve`, through
-//! `scripts/glanceclient-smoke.sh`: create with data, list, get, download and compare, update,
-//! delete. Set `GLINT_SKIP_PYTHON` to skip it (no Python, no package index); when it runs, a
+//! The real clients against `glint serve`, through `scripts/glanceclient-smoke.sh`:
+//! python-glanceclient v1 (2.17.1: create with data, list, get, download and compare, update,
+//! delete), and for v2 glanceclient's library and CLI and the `openstack image` CLI
+//! (scripts/v2_clients_smoke.py). Set `GLINT_SKIP_PYTHON` to skip it (no Python, no package index); when it runs, a
 //! failing script fails the test.
 
 use std::path::Path;
@@ -8,13 +9,31 @@ use std::process::Command;
 
 #[test]
 fn glanceclient_smoke() {
+    run_smoke(
+        "scripts/glanceclient_smoke.py",
+        "glanceclient smoke test passed",
+    );
+}
+
+/// glanceclient v2 (library and CLI) and `openstack image` (scripts/v2_clients_smoke.py).
+#[test]
+fn v2_clients_smoke() {
+    run_smoke(
+        "scripts/v2_clients_smoke.py",
+        "v2 clients smoke test passed",
+    );
+}
+
+fn run_smoke(python_script: &str, last_line: &str) {
     if std::env::var_os("GLINT_SKIP_PYTHON").is_some() {
-        eprintln!("glanceclient_smoke: skipped (GLINT_SKIP_PYTHON is set)");
+        eprintln!("{python_script}: skipped (GLINT_SKIP_PYTHON is set)");
         return;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/glanceclient-smoke.sh");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("scripts/glanceclient-smoke.sh");
     let output = Command::new("bash")
         .arg(&script)
+        .arg(root.join(python_script))
         .env("GLINT_BIN", env!("CARGO_BIN_EXE_glint"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
@@ -27,7 +46,7 @@ fn glanceclient_smoke() {
         output.status
     );
     assert!(
-        stdout.contains("glanceclient smoke test passed"),
+        stdout.contains(last_line),
         "the script ended without its last check:\n{stdout}\n{stderr}"
     );
 }

@@ -1,6 +1,6 @@
 //! Version negotiation (§2.3): `/versions` is 200, unversioned or unknown versions are 300 with
-//! the versions document, `/v1`, `/v1.0` and `/v1.1` all reach v1, and so does the `Accept` media
-//! type on an unprefixed path.
+//! the versions document (v2.7 CURRENT down to v2.0, then v1.1 and v1.0 SUPPORTED), `/v1`,
+//! `/v1.0` and `/v1.1` all reach v1, and so does the `Accept` media type on an unprefixed path.
 
 use serde_json::{json, Value};
 
@@ -14,13 +14,21 @@ acceptance! {
     accept_media_type_selects_v1_on_an_unprefixed_path,
 }
 
-/// The versions document of a server at `srv` (§2.3, v2 disabled).
+/// The versions document of a server at `srv`: every v2 minor version glint serves, newest
+/// (CURRENT) first, then v1.
 fn versions_document(srv: &ImageServer) -> Value {
-    let href = format!("http://{}/v1/", srv.addr());
-    json!({"versions": [
-        {"id": "v1.1", "status": "DEPRECATED", "links": [{"rel": "self", "href": href}]},
-        {"id": "v1.0", "status": "DEPRECATED", "links": [{"rel": "self", "href": href}]},
-    ]})
+    let link = |v: &str| json!([{"rel": "self", "href": format!("http://{}/{v}/", srv.addr())}]);
+    let mut versions: Vec<Value> = (0..=7)
+        .rev()
+        .map(|minor| {
+            let status = if minor == 7 { "CURRENT" } else { "SUPPORTED" };
+            json!({"id": format!("v2.{minor}"), "status": status, "links": link("v2")})
+        })
+        .collect();
+    for id in ["v1.1", "v1.0"] {
+        versions.push(json!({"id": id, "status": "SUPPORTED", "links": link("v1")}));
+    }
+    json!({ "versions": versions })
 }
 
 #[track_caller]
@@ -37,8 +45,7 @@ fn unversioned_and_unknown_version_paths_are_300_with_the_versions_document(srv:
         "/",
         "/images",
         "/images/detail",
-        "/v2/x",
-        "/v2/images",
+        "/v2.0/images",
         "/v1.2/images",
         "/V1/images",
         "/v3/images",
@@ -49,7 +56,7 @@ fn unversioned_and_unknown_version_paths_are_300_with_the_versions_document(srv:
     // Whatever the method (§2.3 rule 4).
     let post = srv.request("POST", "/images", &[], Payload::Empty);
     assert_versions(&post, 300, srv);
-    let delete = srv.request("DELETE", "/v2/images/x", &[], Payload::Empty);
+    let delete = srv.request("DELETE", "/v3/images/x", &[], Payload::Empty);
     assert_versions(&delete, 300, srv);
 }
 
