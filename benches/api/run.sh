@@ -5,6 +5,7 @@
 #           HEAD, and the ratio (target >= 60%); GET /v1/images/{id} of an active 0-byte image with
 #           wrk (the same work as HEAD, with a body wrk can parse) against the baseline's GET;
 #           GET /v1/images/detail with IMAGES images present (default page and ?limit=IMAGES);
+#           GET /v2/images/{id} (target >= 60% of the baseline GET) and GET /v2/images?limit=25;
 #           POST /v1/images metadata only (post.lua). POST runs last and a server that stops
 #           answering is reported (thread states, gdb frames) instead of stalling the run.
 #   stream  the references, measured in the same run: write speed of the data dir's filesystem
@@ -317,6 +318,8 @@ part_wrk() {
     fi
     run_wrk detail "$api_url/v1/images/detail"
     run_wrk detail_all "$api_url/v1/images/detail?limit=$IMAGES"
+    run_wrk v2_show "$api_url/v2/images/$id"
+    run_wrk v2_list "$api_url/v2/images?limit=25"
     check_alive glint "$glint" "$api_url/v1/images/$id" || die "glint stopped answering during the read benchmarks"
 
     local r_head r_get post_ok=true
@@ -337,6 +340,10 @@ part_wrk() {
         "$(pct "${rps[detail]}" "${rps[baseline_get]}")% of baseline GET" "" ""
     row "GET /v1/images/detail?limit=$IMAGES" "${rps[detail_all]} req/s" \
         "$(pct "${rps[detail_all]}" "${rps[baseline_get]}")% of baseline GET" "" ""
+    row "GET /v2/images/{id} (wrk)" "${rps[v2_show]} req/s" \
+        "$(pct "${rps[v2_show]}" "${rps[baseline_get]}")% of baseline GET" "target >= 60%" ""
+    row "GET /v2/images?limit=25 (wrk)" "${rps[v2_list]} req/s" \
+        "$(pct "${rps[v2_list]}" "${rps[baseline_get]}")% of baseline GET" "" ""
 
     # POST last: it writes. A server that stops answering is reported, and the run goes on.
     WRK_CONNECTIONS=${POST_CONNECTIONS:-$CONNECTIONS} run_wrk post "$api_url/v1/images" post.lua

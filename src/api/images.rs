@@ -72,7 +72,14 @@ impl Handler for ImagesService {
 impl ImagesService {
     /// A service over `catalog` and `stores`.
     pub fn new(catalog: Catalog, stores: Arc<Stores>, settings: ApiSettings) -> ImagesService {
-        let staging_dir = stores.filesystem.dir().join("staging");
+        // Beside the image directory, never in it: the store's directory holds image files only.
+        let images = stores.filesystem.dir();
+        let staging_dir = match (images.parent(), images.file_name()) {
+            (Some(parent), Some(name)) => {
+                parent.join(format!("{}-staging", name.to_string_lossy()))
+            }
+            _ => images.join("staging"),
+        };
         let staging = match Filesystem::open(&staging_dir) {
             Ok(fs) => Some(Arc::new(fs)),
             Err(e) => {

@@ -209,3 +209,57 @@ impl Drop for Committer {
 pub(super) fn decode(bytes: &[u8]) -> Result<Image, Error> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Status, Visibility};
+    use crate::registry::{ListQuery, Registry};
+    use crate::timestamp::Timestamp;
+
+    /// A database written before v2 (records without `visibility`, no schema version, no
+    /// visibility index) is brought up to date on open: public records become `public`, the
+    /// others `shared`, and the new indexes answer lists.
+    #[test]
+    fn a_v1_database_is_migrated_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (public, private) = (Uuid::new_v4(), Uuid::new_v4());
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let images = db.open_tree("images").unwrap();
+            for (id, is_public) in [(public, true), (private, false)] {
+                let mut image = Image::new(id, Status::Active, Timestamp::now());
+                image.is_public = is_public;
+                let mut raw = serde_json::to_value(&image).unwrap();
+                let obj = raw.as_object_mut().unwrap();
+                for key in [
+                    "visibility",
+                    "tags",
+                    "os_hash_algo",
+                    "os_hash_value",
+                    "os_hidden",
+                ] {
+                    obj.remove(key);
+                }
+                images
+                    .insert(keys::id_key(&id), serde_json::to_vec(&raw).unwrap())
+                    .unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let reg = Registry::open(dir.path()).unwrap();
+        assert_eq!(reg.get(&public).unwrap().visibility, Visibility::Public);
+        assert_eq!(reg.get(&private).unwrap().visibility, Visibility::Shared);
+        let mut query = ListQuery::new(Default::default());
+        query.filters.visibility = crate::registry::Visibility::Is(Visibility::Shared);
+        let listed: Vec<Uuid> = reg.list(&query).unwrap().iter().map(|i| i.id).collect();
+        assert_eq!(listed, vec![private]);
+        drop(reg);
+        let again = Registry::open(dir.path()).unwrap();
+        assert_eq!(
+            again.get(&public).unwrap().visibility,
+            Visibility::Public,
+            "idempotent"
+        );
+    }
+}

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::support::Client;
 
 /// Every key of a registry image object: the §3 record plus `location` (§9.1).
-const RECORD_KEYS: [&str; 19] = [
+const RECORD_KEYS: [&str; 24] = [
     "id",
     "name",
     "status",
@@ -32,6 +32,12 @@ const RECORD_KEYS: [&str; 19] = [
     "deleted_at",
     "deleted",
     "properties",
+    // The Images API v2 attributes of the same record (Glance's registry stores them too).
+    "visibility",
+    "tags",
+    "os_hash_algo",
+    "os_hash_value",
+    "os_hidden",
 ];
 
 /// A create body that sets every client-settable field to a non-default value.

@@ -433,7 +433,13 @@ fn glance_direct_import_stages_then_activates(srv: &ImageServer) {
         srv.get(&format!("/v2/images/{id}/file")).body.as_ref(),
         data.as_slice()
     );
-    let staged = srv.images_dir().join("staging").join(&id);
+    let images = srv.images_dir();
+    let staging = format!("{}-staging", images.file_name().unwrap().to_string_lossy());
+    let staged = images.parent().unwrap().join(staging).join(&id);
+    assert!(
+        staged.parent().unwrap().is_dir(),
+        "the staging directory is beside the images"
+    );
     assert!(!staged.exists(), "staged data is removed after the import");
     let other = id_of(&create(
         srv,
