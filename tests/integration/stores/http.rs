@@ -199,3 +199,75 @@ fn http_location_redirects_are_followed_at_most_five_times() {
     let all = glint.get("/v1/images/detail?changes-since=2000-01-01T00:00:00&is_public=None");
     assert_eq!(all.json(200)["images"].as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn v2_web_download_import_copies_the_origins_bytes_into_the_default_store() {
+    let Some(env) = http_env() else { return };
+    let glint = Glint::start(&[], false);
+    let file = Served::new(&env, (2 * MIB + 3) as usize, 23);
+    let json = |value: serde_json::Value| Payload::Sized(Bytes::from(value.to_string()));
+    let created = glint.request(
+        "POST",
+        "/v2/images",
+        &[("content-type", "application/json")],
+        json(serde_json::json!({"name": "web", "disk_format": "raw", "container_format": "bare"})),
+    );
+    let id = created.json(201)["id"].as_str().unwrap().to_string();
+    let import = glint.request(
+        "POST",
+        &format!("/v2/images/{id}/import"),
+        &[("content-type", "application/json")],
+        json(
+            serde_json::json!({"method": {"name": "web-download", "uri": env.url_of(&file.name)}}),
+        ),
+    );
+    assert_eq!(import.status.as_u16(), 202, "{import:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let image = loop {
+        let image = glint.get(&format!("/v2/images/{id}")).json(200);
+        if image["status"] != "importing" || std::time::Instant::now() > deadline {
+            break image;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(image["status"], "active", "{image}");
+    assert_eq!(image["checksum"], md5_hex(&file.data));
+    let got = glint.get(&format!("/v2/images/{id}/file"));
+    assert!(
+        got.body.as_ref() == file.data.as_slice(),
+        "imported bytes differ"
+    );
+    // The data was copied into glint's store: the origin's file may go.
+    drop(file);
+    assert_eq!(
+        glint.get(&format!("/v2/images/{id}/file")).status.as_u16(),
+        200
+    );
+
+    let missing = glint.request(
+        "POST",
+        "/v2/images",
+        &[("content-type", "application/json")],
+        json(serde_json::json!({"disk_format": "raw", "container_format": "bare"})),
+    );
+    let missing_id = missing.json(201)["id"].as_str().unwrap().to_string();
+    let import = glint.request(
+        "POST",
+        &format!("/v2/images/{missing_id}/import"),
+        &[("content-type", "application/json")],
+        json(serde_json::json!({"method": {"name": "web-download", "uri": env.url_of("no-such-file.img")}})),
+    );
+    assert_eq!(import.status.as_u16(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = glint.get(&format!("/v2/images/{missing_id}")).json(200)["status"].clone();
+        if status == "killed" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a failed web-download is {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
