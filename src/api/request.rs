@@ -112,8 +112,9 @@ pub(super) fn has_body(headers: &HeaderMap) -> bool {
     headers.contains_key(TRANSFER_ENCODING) || content_length(headers).is_some_and(|n| n > 0)
 }
 
-pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
-    let media_type = headers
+/// The media type of the request body (`Content-Type` without parameters, lower-case).
+pub(super) fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
@@ -122,7 +123,11 @@ pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase()
-        });
+        })
+}
+
+pub(super) fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
+    let media_type = media_type(headers);
     if media_type.as_deref() == Some("application/octet-stream") {
         Ok(())
     } else {

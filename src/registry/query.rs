@@ -253,16 +253,7 @@ impl ListQuery {
                     }
                 }
                 "deleted" => f.deleted = Some(truthy(value)),
-                "limit" => {
-                    let n: i64 = value
-                        .trim()
-                        .parse()
-                        .map_err(|_| Invalid("limit param must be an integer".into()))?;
-                    if n < 0 {
-                        return Err(Invalid("limit param must be positive".into()));
-                    }
-                    q.limit = (n as u64).min(limits.max as u64) as usize;
-                }
+                "limit" => q.limit = parse_limit(value, limits)?,
                 "marker" => {
                     q.marker = Some(
                         parse_image_id(value)
@@ -366,6 +357,18 @@ pub fn truthy(value: &str) -> bool {
         value.trim().to_ascii_lowercase().as_str(),
         "1" | "t" | "true" | "on" | "y" | "yes"
     )
+}
+
+/// A `limit` parameter: a non-negative integer, cut to `limits.max`.
+pub(super) fn parse_limit(value: &str, limits: Limits) -> Result<usize, Invalid> {
+    let n: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| Invalid("limit param must be an integer".into()))?;
+    if n < 0 {
+        return Err(Invalid("limit param must be positive".into()));
+    }
+    Ok((n as u64).min(limits.max as u64) as usize)
 }
 
 pub(super) fn filter_int(key: &str, value: &str) -> Result<u64, Invalid> {

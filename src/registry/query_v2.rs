@@ -7,7 +7,9 @@
 //! (repeatable), never both.
 
 use super::keys::SortKey;
-use super::query::{filter_int, parse_sort_key, CmpOp, Limits, ListQuery, SortDir, Visibility};
+use super::query::{
+    filter_int, parse_limit, parse_sort_key, CmpOp, Limits, ListQuery, SortDir, Visibility,
+};
 use crate::model::{parse_image_id, Invalid, Status, Visibility as ImageVisibility};
 use crate::timestamp::Timestamp;
 
@@ -141,17 +143,6 @@ pub fn parse<'a>(
         query: q,
         member_status,
     })
-}
-
-fn parse_limit(value: &str, limits: Limits) -> Result<usize, Invalid> {
-    let n: i64 = value
-        .trim()
-        .parse()
-        .map_err(|_| Invalid("limit param must be an integer".into()))?;
-    if n < 0 {
-        return Err(Invalid("limit param must be positive".into()));
-    }
-    Ok((n as u64).min(limits.max as u64) as usize)
 }
 
 fn parse_dir(value: &str) -> Result<SortDir, Invalid> {

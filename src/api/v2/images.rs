@@ -3,14 +3,13 @@
 use hyper::body::Incoming;
 use hyper::header::LOCATION;
 use hyper::{Request, Response, StatusCode};
-use serde_json::{json, Value};
 
 use super::{image_json, no_content, set_header};
 use crate::api::images::ImagesService;
 use crate::api::upload::from;
 use crate::api::{json_response, Error};
 use crate::http::body::Body;
-use crate::http::image_v2::{apply_changes, decode_create, encode};
+use crate::http::image_v2::{apply_changes, decode_create, V2Image};
 use crate::http::json_patch;
 use crate::http::query::{percent_decode, QueryParams};
 use crate::model::{Image, Status, MAX_NAME_LEN, MAX_TAGS};
@@ -67,16 +66,26 @@ impl ImagesService {
                 format!("/v2/images?{}", parts.join("&"))
             }
         };
-        let mut doc = json!({
-            "images": images.iter().map(encode).collect::<Vec<Value>>(),
-            "schema": "/v2/schemas/images",
-            "first": link(None),
-        });
-        if let Some(last) = images.last() {
-            if images.len() == parsed.query.limit {
-                doc["next"] = Value::String(link(Some(format!("marker={}", last.id))));
-            }
+        #[derive(serde::Serialize)]
+        struct Page<'a> {
+            images: Vec<V2Image<'a>>,
+            schema: &'static str,
+            first: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            next: Option<String>,
         }
+        let next = match images.last() {
+            Some(last) if images.len() == parsed.query.limit => {
+                Some(link(Some(format!("marker={}", last.id))))
+            }
+            _ => None,
+        };
+        let doc = Page {
+            images: images.iter().map(V2Image).collect(),
+            schema: "/v2/schemas/images",
+            first: link(None),
+            next,
+        };
         json_response(StatusCode::OK, &doc)
     }
 

@@ -9,7 +9,7 @@ mod members;
 pub mod schemas;
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -132,7 +132,7 @@ impl ImagesService {
 
 /// A v2 image answer: the JSON object of the image.
 pub(super) fn image_json(status: StatusCode, image: &Image) -> Result<Response<Body>, Error> {
-    json_response(status, &crate::http::image_v2::encode(image))
+    json_response(status, &crate::http::image_v2::V2Image(image))
 }
 
 /// `204 No Content`.
@@ -155,17 +155,7 @@ impl From<BodyError> for Error {
 
 /// A v2 update must be a JSON patch of the 2.1 media type.
 fn check_patch_type(req: &Request<Incoming>) -> Result<(), Error> {
-    let media = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let media = super::request::media_type(req.headers());
     if media.as_deref() == Some(crate::http::json_patch::MEDIA_TYPE) {
         Ok(())
     } else {
