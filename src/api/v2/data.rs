@@ -6,7 +6,6 @@
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::{no_content, set_header, IMPORT_METHODS};
@@ -142,8 +141,7 @@ impl ImagesService {
         segment: &str,
         body: &[u8],
     ) -> Result<Response<Body>, Error> {
-        let request: Value = serde_json::from_slice(body)
-            .map_err(|e| Error::BadRequest(format!("Malformed JSON in request body: {e}")))?;
+        let request = super::parse_json(body)?;
         let method = &request["method"];
         let name = method["name"].as_str().ok_or_else(|| {
             Error::BadRequest("Import request requires a 'method' with a 'name'.".into())

@@ -46,8 +46,7 @@ impl ImagesService {
         segment: &str,
         body: &[u8],
     ) -> Result<Response<Body>, Error> {
-        let request: Value = serde_json::from_slice(body)
-            .map_err(|e| Error::BadRequest(format!("Malformed JSON in request body: {e}")))?;
+        let request = super::parse_json(body)?;
         let member = request["member"]
             .as_str()
             .ok_or_else(|| Error::BadRequest("Member to be added not specified".into()))?;
@@ -90,8 +89,7 @@ impl ImagesService {
         member: &str,
         body: &[u8],
     ) -> Result<Response<Body>, Error> {
-        let request: Value = serde_json::from_slice(body)
-            .map_err(|e| Error::BadRequest(format!("Malformed JSON in request body: {e}")))?;
+        let request = super::parse_json(body)?;
         let status = request["status"]
             .as_str()
             .and_then(MemberStatus::parse)

@@ -130,6 +130,12 @@ impl ImagesService {
     }
 }
 
+/// A small JSON request body (import, members), or 400 saying why it is not JSON.
+pub(super) fn parse_json(body: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::BadRequest(format!("Malformed JSON in request body: {e}")))
+}
+
 /// A v2 image answer: the JSON object of the image.
 pub(super) fn image_json(status: StatusCode, image: &Image) -> Result<Response<Body>, Error> {
     json_response(status, &crate::http::image_v2::V2Image(image))
