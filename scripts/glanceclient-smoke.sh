@@ -25,6 +25,9 @@ print(importlib.metadata.version(sys.argv[1]))
 EOF
 }
 
+# The v1 and v2 smoke tests run in parallel: one of them makes and fills the venv at a time.
+exec 9>"$root/.venv.lock"
+flock 9
 if [[ ! -x "$venv/bin/python" ]]; then
     log "creating $venv"
     python3 -m venv "$venv"
@@ -37,6 +40,8 @@ if [[ "$(installed_version python-glanceclient || true)" != "$glanceclient_versi
         "python-glanceclient==$glanceclient_version" \
         "python-openstackclient==$openstackclient_version"
 fi
+
+flock -u 9
 
 glint="${GLINT_BIN:-}"
 if [[ -z "$glint" ]]; then
