@@ -44,6 +44,8 @@ pub enum Error {
     UnsupportedMediaType(String),
     /// A registry failure (mapped by kind).
     Registry(registry::Error),
+    /// A response body could not be encoded (a bug: our own types failed to serialise).
+    Encode(serde_json::Error),
 }
 
 impl From<registry::Error> for Error {
@@ -78,6 +80,7 @@ impl fmt::Display for Error {
             | Error::PayloadTooLarge(m)
             | Error::UnsupportedMediaType(m) => f.write_str(m),
             Error::Registry(e) => e.fmt(f),
+            Error::Encode(e) => write!(f, "cannot encode response: {e}"),
         }
     }
 }
@@ -112,12 +115,13 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Registry(e) => match e {
                 R::NotFound(_) | R::MemberNotFound => StatusCode::NOT_FOUND,
                 R::Duplicate(_) | R::Conflict(_) => StatusCode::CONFLICT,
                 R::Invalid(_) => StatusCode::BAD_REQUEST,
                 R::Forbidden(_) => StatusCode::FORBIDDEN,
-                R::Storage(_) | R::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                R::Storage(_) | R::Corrupt(_) | R::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 R::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
         }
@@ -176,9 +180,28 @@ mod tests {
             (Error::Registry(registry::Error::Invalid("i".into())), 400),
             (Error::Registry(registry::Error::Forbidden("f".into())), 403),
             (Error::Registry(registry::Error::Corrupt("c".into())), 500),
+            (Error::Encode(encode_failure()), 500),
+            (
+                Error::Registry(registry::Error::Encode(encode_failure())),
+                500,
+            ),
         ] {
             assert_eq!(err.status().as_u16(), code, "{err:?}");
         }
+    }
+
+    /// A map with non-string keys: serde_json refuses to encode it.
+    fn encode_failure() -> serde_json::Error {
+        let map = std::collections::BTreeMap::from([((1, 2), 3)]);
+        serde_json::to_vec(&map).unwrap_err()
+    }
+
+    #[test]
+    fn an_encode_failure_is_internal_and_not_called_corruption() {
+        let err = Error::Encode(encode_failure());
+        assert!(!err.to_string().contains("corrupt"), "{err}");
+        let resp = err.into_response();
+        assert_eq!(resp.status(), 500);
     }
 
     #[test]

@@ -21,11 +21,7 @@ pub(crate) fn json_response(
     status: StatusCode,
     value: &impl Serialize,
 ) -> Result<Response<Body>, Error> {
-    let bytes = serde_json::to_vec(value).map_err(|e| {
-        Error::Registry(crate::registry::Error::Corrupt(format!(
-            "cannot encode response: {e}"
-        )))
-    })?;
+    let bytes = serde_json::to_vec(value).map_err(Error::Encode)?;
     let mut resp = Response::new(full(bytes));
     *resp.status_mut() = status;
     resp.headers_mut()

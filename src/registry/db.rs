@@ -84,7 +84,7 @@ impl Db {
             for index_key in keys::index_keys(&image) {
                 self.index.insert(index_key, &[])?;
             }
-            let encoded = serde_json::to_vec(&image).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let encoded = serde_json::to_vec(&image).map_err(Error::Encode)?;
             self.images.insert(key, encoded)?;
         }
         Ok(())
@@ -125,7 +125,7 @@ impl Db {
                 index.insert(added.as_slice(), &[])?;
             }
             let bytes = serde_json::to_vec(&new)
-                .map_err(|e| ConflictableTransactionError::Abort(Error::Corrupt(e.to_string())))?;
+                .map_err(|e| ConflictableTransactionError::Abort(Error::Encode(e)))?;
             images.insert(&key, bytes)?;
             Ok(new)
         });

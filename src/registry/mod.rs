@@ -38,6 +38,8 @@ pub enum Error {
     Storage(sled::Error),
     /// A stored record could not be decoded.
     Corrupt(String),
+    /// A record could not be encoded for storage (a bug, not damage on disk).
+    Encode(serde_json::Error),
     /// A remote registry could not be reached or gave a malformed answer.
     Unavailable(String),
     /// The tenant is not a member of the image.
@@ -52,6 +54,7 @@ impl fmt::Display for Error {
             Error::Invalid(m) | Error::Forbidden(m) | Error::Conflict(m) => f.write_str(m),
             Error::Storage(e) => write!(f, "metadata storage failed: {e}"),
             Error::Corrupt(m) => write!(f, "stored record is corrupt: {m}"),
+            Error::Encode(e) => write!(f, "cannot encode a record: {e}"),
             Error::Unavailable(m) => write!(f, "registry unavailable: {m}"),
             Error::MemberNotFound => f.write_str("Membership could not be found."),
         }
@@ -62,6 +65,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Storage(e) => Some(e),
+            Error::Encode(e) => Some(e),
             _ => None,
         }
     }
