@@ -20,6 +20,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod api;
+pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod client;

@@ -35,6 +35,10 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: Request<Incoming>) -> impl Future<Output = Response<Body>> + Send;
 }
 
+/// The address a request came from, in its extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Serves `handler` on `listener` until `shutdown` resolves, then drains open connections.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
@@ -65,8 +69,9 @@ pub async fn serve<H: Handler>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                let service = service_fn(move |req| {
+                let service = service_fn(move |mut req: Request<Incoming>| {
                     let handler = handler.clone();
+                    req.extensions_mut().insert(Peer(peer));
                     async move { Ok::<_, Infallible>(handler.handle(req).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);

@@ -137,7 +137,10 @@ impl Catalog {
     pub async fn list_v2(&self, query: &ListQuery, raw_query: &str) -> Result<Vec<Image>, Error> {
         match self {
             Catalog::Local(r) => r.list(query),
-            Catalog::Remote(c) => c.list_v2(raw_query).await,
+            Catalog::Remote(c) => {
+                c.list_v2(raw_query, viewer_headers(query).as_ref().map(pair))
+                    .await
+            }
         }
     }
 
@@ -146,7 +149,23 @@ impl Catalog {
     pub async fn list(&self, query: &ListQuery, raw_query: &str) -> Result<Vec<Image>, Error> {
         match self {
             Catalog::Local(r) => r.list(query),
-            Catalog::Remote(c) => c.list(raw_query).await,
+            Catalog::Remote(c) => {
+                c.list_for(raw_query, viewer_headers(query).as_ref().map(pair))
+                    .await
+            }
         }
     }
+}
+
+/// The viewer of a list as the registry's viewer headers: owner (empty for anonymous) and
+/// member status.
+fn viewer_headers(query: &ListQuery) -> Option<(String, &'static str)> {
+    query.filters.viewer.as_ref().map(|v| {
+        let status = v.member_status.map_or("any", |s| s.as_str());
+        (v.owner.clone().unwrap_or_default(), status)
+    })
+}
+
+fn pair<'a>(v: &'a (String, &'static str)) -> (&'a str, &'a str) {
+    (v.0.as_str(), v.1)
 }

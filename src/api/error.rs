@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
 use crate::http::body::{full, Body};
@@ -46,6 +46,15 @@ pub enum Error {
     Registry(registry::Error),
     /// A response body could not be encoded (a bug: our own types failed to serialise).
     Encode(serde_json::Error),
+    /// No valid token: 401, with `WWW-Authenticate` naming the identity service.
+    Unauthorized {
+        /// What to tell the client (never the token).
+        message: String,
+        /// The identity endpoint, when configured.
+        www_authenticate: Option<String>,
+    },
+    /// A service the request needs (the identity service) cannot be reached.
+    Unavailable(String),
 }
 
 impl From<registry::Error> for Error {
@@ -78,7 +87,9 @@ impl fmt::Display for Error {
             | Error::Forbidden(m)
             | Error::Conflict(m)
             | Error::PayloadTooLarge(m)
-            | Error::UnsupportedMediaType(m) => f.write_str(m),
+            | Error::UnsupportedMediaType(m)
+            | Error::Unavailable(m)
+            | Error::Unauthorized { message: m, .. } => f.write_str(m),
             Error::Registry(e) => e.fmt(f),
             Error::Encode(e) => write!(f, "cannot encode response: {e}"),
         }
@@ -116,6 +127,8 @@ impl Error {
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Registry(e) => match e {
                 R::NotFound(_) | R::MemberNotFound => StatusCode::NOT_FOUND,
                 R::Duplicate(_) | R::Conflict(_) => StatusCode::CONFLICT,
@@ -157,6 +170,19 @@ impl Error {
         {
             resp.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Error::Unauthorized {
+            www_authenticate, ..
+        } = &self
+        {
+            // As keystonemiddleware sends it: the scheme, and where to get a token.
+            let value = match www_authenticate {
+                Some(uri) => format!("Keystone uri=\"{uri}\""),
+                None => "Keystone".to_string(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(WWW_AUTHENTICATE, v);
+            }
         }
         resp
     }

@@ -11,11 +11,13 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
+use super::access::Api;
 use super::catalog::Catalog;
 use super::request::{
     check_content_type, content_length, has_body, read_small_body, refuse_unread, take_body,
 };
 use super::{json_response, Error};
+use crate::auth::{Authenticator, Context, Policy};
 use crate::http::body::{empty, Body};
 use crate::http::members_json::{decode_member, decode_memberships};
 use crate::http::meta_headers::{decode_image_meta, encode_image_meta, truthy, MetaHeaders};
@@ -23,6 +25,7 @@ use crate::http::query::QueryParams;
 use crate::http::route::{match_api_route, ApiRoute, RouteError};
 use crate::model::{parse_image_id, Image, PublicImage, Status};
 use crate::patch::ImagePatch;
+use crate::registry::query::Viewer;
 use crate::registry::{self, Limits, ListQuery, UpdateOptions};
 use crate::server::Handler;
 use crate::store::{self, Filesystem, Location, Stores};
@@ -55,6 +58,10 @@ pub struct ImagesService {
     /// Where v2 `stage` keeps data until its import (`<filesystem store>/staging`); `None` if
     /// that directory could not be made.
     pub(super) staging: Option<Arc<Filesystem>>,
+    /// Who the caller is.
+    pub(super) auth: Arc<Authenticator>,
+    /// What callers may do.
+    pub(super) policy: Arc<Policy>,
 }
 
 impl Handler for ImagesService {
@@ -95,7 +102,17 @@ impl ImagesService {
             stores,
             settings,
             staging,
+            auth: Arc::new(Authenticator::NoAuth),
+            policy: Arc::new(Policy::default()),
         }
+    }
+
+    /// The same service with authentication and a policy (the default is no authentication:
+    /// every caller an admin without owner, §13).
+    pub fn with_access(mut self, auth: Arc<Authenticator>, policy: Arc<Policy>) -> ImagesService {
+        self.auth = auth;
+        self.policy = policy;
+        self
     }
 
     /// Another handle on the same catalog, stores and settings, for work that outlives a request
@@ -106,6 +123,8 @@ impl ImagesService {
             stores: self.stores.clone(),
             settings: self.settings.clone(),
             staging: self.staging.clone(),
+            auth: self.auth.clone(),
+            policy: self.policy.clone(),
         }
     }
 
@@ -131,33 +150,42 @@ impl ImagesService {
                 return Err(Error::MethodNotAllowed { allow })
             }
         };
+        if let ApiRoute::Versions { multiple_choices } = route {
+            // The versions document is for everyone, as Glance's unauthenticated pipeline.
+            return self.versions(&req, multiple_choices);
+        }
+        let ctx = self.context(req.headers()).await?;
+        let ctx = &ctx;
         match route {
-            ApiRoute::Versions { multiple_choices } => self.versions(&req, multiple_choices),
-            ApiRoute::List => self.list(&req, false).await,
-            ApiRoute::Detail => self.list(&req, true).await,
-            ApiRoute::Head(id) => self.head(id).await,
-            ApiRoute::Download(id) => self.download(id).await,
+            ApiRoute::Versions { .. } => Err(Error::NoSuchRoute),
+            ApiRoute::List => self.list(ctx, &req, false).await,
+            ApiRoute::Detail => self.list(ctx, &req, true).await,
+            ApiRoute::Head(id) => self.head(ctx, id).await,
+            ApiRoute::Download(id) => self.download(ctx, id).await,
             ApiRoute::Create => {
                 let (parts, body) = req.into_parts();
                 let mut body = Some(body);
-                let result = self.create(&parts.headers, &mut body).await;
+                let result = self.create(ctx, &parts.headers, &mut body).await;
                 refuse_unread(&parts.headers, body, result).await
             }
             ApiRoute::Update(id) => {
                 let id = id.to_string();
                 let (parts, body) = req.into_parts();
                 let mut body = Some(body);
-                let result = self.update(&id, &parts.headers, &mut body).await;
+                let result = self.update(ctx, &id, &parts.headers, &mut body).await;
                 refuse_unread(&parts.headers, body, result).await
             }
-            ApiRoute::Delete(id) => self.delete(id).await,
+            ApiRoute::Delete(id) => self.delete(ctx, id).await,
             ApiRoute::ListMembers(id) => {
-                let image = self.load_live(id).await?;
+                let image = self.load_live(ctx, id).await?;
+                self.enforce(ctx, "get_members", Some(&image))?;
                 let members = self.catalog.members(&image.id).await?;
                 json_response(StatusCode::OK, &json!({ "members": members }))
             }
             ApiRoute::ReplaceMembers(id) => {
-                let image = self.load_live(id).await?;
+                let image = self.load_live(ctx, id).await?;
+                self.check_mutable(ctx, &image, Api::V1)?;
+                self.enforce(ctx, "modify_member", Some(&image))?;
                 let body = read_small_body(req.into_body()).await?;
                 let members = decode_memberships(&body).map_err(|e| Error::BadRequest(e.0))?;
                 self.check_member_quota(members.len())?;
@@ -166,7 +194,9 @@ impl ImagesService {
             }
             ApiRoute::AddMember(id, member) => {
                 let member = member.to_string();
-                let image = self.load_live(id).await?;
+                let image = self.load_live(ctx, id).await?;
+                self.check_mutable(ctx, &image, Api::V1)?;
+                self.enforce(ctx, "add_member", Some(&image))?;
                 let body = read_small_body(req.into_body()).await?;
                 let can_share = decode_member(&body).map_err(|e| Error::BadRequest(e.0))?;
                 // The count is taken even when the member exists already (§5.8).
@@ -178,21 +208,36 @@ impl ImagesService {
                 Ok(super::registry::no_content())
             }
             ApiRoute::RemoveMember(id, member) => {
-                let image = self.load_live(id).await?;
+                let image = self.load_live(ctx, id).await?;
+                self.check_mutable(ctx, &image, Api::V1)?;
+                self.enforce(ctx, "delete_member", Some(&image))?;
                 self.catalog.remove_member(&image.id, member).await?;
                 Ok(super::registry::no_content())
             }
-            ApiRoute::V2(route) => self.v2(route, req).await,
+            ApiRoute::V2(route) => self.v2(ctx, route, req).await,
             ApiRoute::SharedImages(member) => {
-                let shared = self.catalog.shared_images(member).await?;
+                let mut shared = self.catalog.shared_images(member).await?;
+                if !ctx.is_admin {
+                    // Only what the caller may see itself.
+                    let mut seen = Vec::with_capacity(shared.len());
+                    for s in shared {
+                        let image = self.catalog.get(&s.image_id).await;
+                        if let Ok(image) = image {
+                            if self.sees(ctx, &image).await? {
+                                seen.push(s);
+                            }
+                        }
+                    }
+                    shared = seen;
+                }
                 json_response(StatusCode::OK, &json!({ "shared_images": shared }))
             }
         }
     }
 
     /// Loads an image for a members call: deleted images are "not found" there (§5.8).
-    async fn load_live(&self, segment: &str) -> Result<Image, Error> {
-        let image = self.load(segment).await?;
+    async fn load_live(&self, ctx: &Context, segment: &str) -> Result<Image, Error> {
+        let image = self.load_for(ctx, segment).await?;
         if image.deleted {
             return Err(Error::NotFound(format!(
                 "Image with identifier {} has been deleted.",
@@ -249,12 +294,36 @@ impl ImagesService {
         json_response(status, &doc)
     }
 
-    async fn list(&self, req: &Request<Incoming>, detail: bool) -> Result<Response<Body>, Error> {
+    async fn list(
+        &self,
+        ctx: &Context,
+        req: &Request<Incoming>,
+        detail: bool,
+    ) -> Result<Response<Body>, Error> {
+        self.enforce(ctx, "get_images", None)?;
         let raw = req.uri().query().unwrap_or("");
         let params = QueryParams::parse(raw);
-        let query = ListQuery::from_params(params.iter(), self.settings.limits)
+        let mut query = ListQuery::from_params(params.iter(), self.settings.limits)
             .map_err(|e| Error::BadRequest(e.0))?;
-        let images = self.catalog.list(&query, raw).await?;
+        // §13: a caller with an owner lists public, own and shared images unless `is_public`
+        // says otherwise (admins then see every image it selects).
+        let explicit = params.iter().any(|(k, _)| k == "is_public");
+        let mut forwarded = std::borrow::Cow::Borrowed(raw);
+        if ctx.owner.is_some() && !explicit {
+            query.filters.visibility = registry::Visibility::All;
+            // A remote registry parses the query itself: say so there too.
+            forwarded = match raw {
+                "" => "is_public=None".into(),
+                raw => format!("{raw}&is_public=None").into(),
+            };
+        }
+        if !ctx.is_admin || (ctx.owner.is_some() && !explicit) {
+            query.filters.viewer = Some(Viewer {
+                owner: ctx.owner.clone(),
+                member_status: None,
+            });
+        }
+        let images = self.catalog.list(&query, &forwarded).await?;
         #[derive(Serialize)]
         struct ImagesBody<T> {
             images: Vec<T>,
@@ -278,15 +347,30 @@ impl ImagesService {
         }
     }
 
-    async fn head(&self, segment: &str) -> Result<Response<Body>, Error> {
+    /// Loads an image the caller may see; an invisible one is 404 like a missing one (§13).
+    pub(super) async fn load_for(&self, ctx: &Context, segment: &str) -> Result<Image, Error> {
         let image = self.load(segment).await?;
+        // Deleted records stay visible to admins only (§14 #21).
+        if (ctx.is_admin || !image.deleted) && self.sees(ctx, &image).await? {
+            Ok(image)
+        } else {
+            Err(Error::NotFound(format!(
+                "Image with identifier {segment} not found"
+            )))
+        }
+    }
+
+    async fn head(&self, ctx: &Context, segment: &str) -> Result<Response<Body>, Error> {
+        let image = self.load_for(ctx, segment).await?;
+        self.enforce(ctx, "get_image", Some(&image))?;
         let mut resp = Response::new(empty());
         encode_image_meta(&image, resp.headers_mut());
         Ok(resp)
     }
 
-    async fn download(&self, segment: &str) -> Result<Response<Body>, Error> {
-        let image = self.load(segment).await?;
+    async fn download(&self, ctx: &Context, segment: &str) -> Result<Response<Body>, Error> {
+        let image = self.load_for(ctx, segment).await?;
+        self.enforce(ctx, "download_image", Some(&image))?;
         if image.status == Status::Deactivated && !image.deleted {
             return Err(Error::Forbidden(
                 "The requested image has been deactivated. Image data download is forbidden."
@@ -388,10 +472,13 @@ impl ImagesService {
     /// record is created (§14 #12), so a refused request leaves nothing behind.
     async fn create(
         &self,
+        ctx: &Context,
         headers: &HeaderMap,
         body: &mut Option<Incoming>,
     ) -> Result<Response<Body>, Error> {
         let mut meta = self.decode_request(headers)?;
+        self.enforce(ctx, "add_image", None)?;
+        self.check_patch_rights(ctx, &mut meta.patch, None, Api::V1)?;
         let base = self.base_url(headers);
         let with_body = has_body(headers);
         self.check_property_quota(meta.patch.properties.as_ref().map_or(0, |p| p.len()))?;
@@ -401,6 +488,7 @@ impl ImagesService {
         }
         if with_body {
             check_content_type(headers)?;
+            self.enforce(ctx, "upload_image", None)?;
         }
         let external = self.external_source(&meta).await?;
         let mut patch = std::mem::take(&mut meta.patch);
@@ -456,12 +544,19 @@ impl ImagesService {
     /// `PUT /v1/images/{id}` (§5.6): metadata update, and data upload to a queued image.
     async fn update(
         &self,
+        ctx: &Context,
         segment: &str,
         headers: &HeaderMap,
         body: &mut Option<Incoming>,
     ) -> Result<Response<Body>, Error> {
         let mut meta = self.decode_request(headers)?;
-        let image = self.load(segment).await?;
+        let image = self.load_for(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V1)?;
+        self.enforce(ctx, "modify_image", Some(&image))?;
+        self.check_patch_rights(ctx, &mut meta.patch, Some(&image), Api::V1)?;
+        if has_body(headers) {
+            self.enforce(ctx, "upload_image", Some(&image))?;
+        }
         if image.deleted {
             return Err(Error::Forbidden(
                 "Forbidden to update deleted image.".into(),
@@ -559,8 +654,10 @@ impl ImagesService {
     }
 
     /// `DELETE /v1/images/{id}` (§5.7).
-    async fn delete(&self, segment: &str) -> Result<Response<Body>, Error> {
-        let image = self.load(segment).await?;
+    async fn delete(&self, ctx: &Context, segment: &str) -> Result<Response<Body>, Error> {
+        let image = self.load_for(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V1)?;
+        self.enforce(ctx, "delete_image", Some(&image))?;
         if image.protected {
             return Err(Error::Forbidden("Image is protected".into()));
         }

@@ -1,6 +1,7 @@
 //! The HTTP services: glue between the pure [`crate::http`] code and the [`crate::registry`].
 //! Every failure passes through [`error::Error`], the one error→status map.
 
+mod access;
 pub mod catalog;
 pub mod error;
 pub mod images;

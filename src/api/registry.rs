@@ -1,5 +1,6 @@
 //! The Registry API (spec §9): image records as JSON, no image data, no version prefix.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
@@ -13,9 +14,11 @@ use crate::http::image_json::decode_registry_body;
 use crate::http::members_json::{decode_member, decode_member_status, decode_memberships};
 use crate::http::query::QueryParams;
 use crate::http::route::{match_registry_route, RegistryRoute, RouteError};
-use crate::model::{parse_image_id, Image, Status};
+use crate::http::wire::{VIEWER_HEADER, VIEWER_MEMBER_STATUS_HEADER};
+use crate::model::{parse_image_id, Image, MemberStatus, Status};
+use crate::registry::query::Viewer;
 use crate::registry::{Limits, ListQuery, Registry, UpdateOptions};
-use crate::server::Handler;
+use crate::server::{Handler, Peer};
 
 /// Largest JSON request body accepted.
 pub const MAX_JSON_BODY: usize = 4 << 20;
@@ -28,12 +31,53 @@ pub struct RegistryService {
     registry: Arc<Registry>,
     /// Page size defaults for list requests.
     limits: Limits,
+    /// Peers whose list restrictions (the viewer headers) are believed.
+    trusted_clients: Vec<IpAddr>,
 }
 
 impl RegistryService {
     /// A service over `registry` with the given paging limits.
     pub fn new(registry: Arc<Registry>, limits: Limits) -> RegistryService {
-        RegistryService { registry, limits }
+        RegistryService {
+            registry,
+            limits,
+            trusted_clients: Vec::new(),
+        }
+    }
+
+    /// The same service, believing the viewer headers of API servers at these addresses
+    /// (`registry_trusted_clients`); from anyone else they are refused.
+    pub fn with_trusted_clients(mut self, clients: Vec<IpAddr>) -> RegistryService {
+        self.trusted_clients = clients;
+        self
+    }
+
+    /// The list restriction an API server relayed (§13), if any; 403 from an untrusted peer.
+    fn relayed_viewer(&self, req: &Request<Incoming>) -> Result<Option<Viewer>, Error> {
+        let Some(owner) = req.headers().get(VIEWER_HEADER) else {
+            return Ok(None);
+        };
+        let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
+        if !peer.is_some_and(|ip| self.trusted_clients.contains(&ip)) {
+            return Err(Error::Forbidden(format!(
+                "{VIEWER_HEADER} is accepted only from registry_trusted_clients"
+            )));
+        }
+        let owner = String::from_utf8_lossy(owner.as_bytes()).into_owned();
+        let status = req
+            .headers()
+            .get(VIEWER_MEMBER_STATUS_HEADER)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let member_status = match status.as_deref() {
+            None | Some("any") => None,
+            Some(s) => Some(MemberStatus::parse(s).ok_or_else(|| {
+                Error::BadRequest(format!("{VIEWER_MEMBER_STATUS_HEADER}: unknown status {s}"))
+            })?),
+        };
+        Ok(Some(Viewer {
+            owner: Some(owner).filter(|o| !o.is_empty()),
+            member_status,
+        }))
     }
 
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
@@ -125,6 +169,8 @@ impl RegistryService {
             ListQuery::from_params(params.iter(), self.limits)
         }
         .map_err(|e| Error::BadRequest(e.0))?;
+        let mut query = query;
+        query.filters.viewer = self.relayed_viewer(req)?;
         let images = self.registry.list(&query)?;
         if detail {
             json_response(StatusCode::OK, &ImagesBody { images })

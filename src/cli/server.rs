@@ -13,6 +13,7 @@ use super::UsageError;
 use crate::api::catalog::Catalog;
 use crate::api::images::{ApiSettings, ImagesService};
 use crate::api::registry::RegistryService;
+use crate::auth::{Authenticator, Keystone, Policy, SetupError, TokensFile};
 use crate::client::registry::RegistryClient;
 use crate::config::{App, Config, RawConfig};
 use crate::registry::{self, Registry};
@@ -123,7 +124,10 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
     let mut servers = tokio::task::JoinSet::new();
     if let Some(registry) = &registry {
         let listener = bind(&config, config.registry_port, "registry").await?;
-        let service = Arc::new(RegistryService::new(registry.clone(), config.limits));
+        let service = Arc::new(
+            RegistryService::new(registry.clone(), config.limits)
+                .with_trusted_clients(config.auth.registry_trusted_clients.clone()),
+        );
         servers.spawn(crate::server::serve(
             listener,
             service,
@@ -149,8 +153,11 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
             public_endpoint: config.public_endpoint.clone(),
             member_quota: config.image_member_quota,
         };
+        let (auth, policy) = open_access(&config)?;
+        reload_on_hangup(auth.clone())?;
         let listener = bind(&config, config.api_port, "api").await?;
-        let service = Arc::new(ImagesService::new(catalog, stores, settings));
+        let service =
+            Arc::new(ImagesService::new(catalog, stores, settings).with_access(auth, policy));
         servers.spawn(crate::server::serve(
             listener,
             service,
@@ -165,6 +172,50 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
         registry.flush().await.map_err(ServeError::Flush)?;
     }
     crate::info!("shut down cleanly");
+    Ok(())
+}
+
+/// The authenticator and policy the configuration asks for (§13; no-auth by default).
+fn open_access(config: &Config) -> Result<(Arc<Authenticator>, Arc<Policy>), ServeError> {
+    let a = &config.auth;
+    let policy = match &a.policy_file {
+        Some(path) => Policy::load(path).map_err(ServeError::Auth)?,
+        None => Policy::default(),
+    };
+    if !a.enabled {
+        return Ok((Arc::new(Authenticator::NoAuth), Arc::new(policy)));
+    }
+    let file = match &a.static_tokens_file {
+        Some(path) => Some(TokensFile::open(path).map_err(ServeError::Auth)?),
+        None => None,
+    };
+    let keystone = match &a.keystone {
+        Some(settings) => Some(Box::new(
+            Keystone::new(settings.clone(), &config.trust_roots)
+                .map_err(|e| ServeError::Auth(SetupError(e.to_string())))?,
+        )),
+        None => None,
+    };
+    let auth = Authenticator::Tokens {
+        file,
+        keystone,
+        settings: a.settings.clone(),
+    };
+    Ok((Arc::new(auth), Arc::new(policy)))
+}
+
+/// Reads the tokens file again on every SIGHUP.
+fn reload_on_hangup(auth: Arc<Authenticator>) -> Result<(), ServeError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup()).map_err(|source| ServeError::Signal {
+        signal: "SIGHUP",
+        source,
+    })?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            auth.reload();
+        }
+    });
     Ok(())
 }
 
@@ -285,12 +336,15 @@ pub enum ServeError {
     LocalAddr(io::Error),
     /// Writing the registry to disk on shutdown failed.
     Flush(registry::Error),
+    /// The policy file, tokens file or Keystone settings cannot be used.
+    Auth(SetupError),
 }
 
 impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServeError::Signal { signal, source } => write!(f, "cannot handle {signal}: {source}"),
+            ServeError::Auth(e) => e.fmt(f),
             ServeError::DataDir { path, source } => {
                 write!(
                     f,
@@ -337,6 +391,7 @@ impl std::error::Error for ServeError {
             ServeError::OpenFilesystem { source, .. } => Some(source),
             ServeError::Tls(e) | ServeError::S3(e) | ServeError::Stores(e) => Some(e),
             ServeError::Recovery(e) | ServeError::Flush(e) => Some(e),
+            ServeError::Auth(e) => Some(e),
         }
     }
 }

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::http::image_json::encode_registry_body;
-use crate::http::wire::{PURGE_PROPS_HEADER, V2_LIST_PARAM};
+use crate::http::wire::{
+    PURGE_PROPS_HEADER, V2_LIST_PARAM, VIEWER_HEADER, VIEWER_MEMBER_STATUS_HEADER,
+};
 use crate::model::{Image, ImageMember, Member, MemberStatus, SharedImage};
 use crate::patch::{ImagePatch, UpdateOptions};
 use crate::registry::Error;
@@ -285,12 +287,33 @@ impl RegistryClient {
 
     /// `GET /images/detail?<query>`.
     pub async fn list(&self, query: &str) -> Result<Vec<Image>, Error> {
+        self.list_for(query, None).await
+    }
+
+    /// Like [`RegistryClient::list`], restricted to what a caller may see (§13): `viewer` is
+    /// the caller's owner (empty for anonymous) and the member status that lists shared images
+    /// (`any`, `pending`, `accepted`, `rejected`). The registry believes it only from its
+    /// `registry_trusted_clients`.
+    pub async fn list_for(
+        &self,
+        query: &str,
+        viewer: Option<(&str, &str)>,
+    ) -> Result<Vec<Image>, Error> {
         let path = if query.is_empty() {
             "/images/detail".to_string()
         } else {
             format!("/images/detail?{query}")
         };
-        let (status, body) = self.call(Method::GET, &path, None, false).await?;
+        let headers: Vec<(&str, &str)> = match viewer {
+            Some((owner, status)) => vec![
+                (VIEWER_HEADER, owner),
+                (VIEWER_MEMBER_STATUS_HEADER, status),
+            ],
+            None => Vec::new(),
+        };
+        let (status, body) = self
+            .call_with(Method::GET, &path, None, false, &headers)
+            .await?;
         if status != StatusCode::OK {
             return Err(error_for(status, &body, Error::Invalid));
         }
@@ -301,13 +324,17 @@ impl RegistryClient {
 
     /// `GET /images/detail` with v2 list parameters, which glint's registry reads as v2 when
     /// [`V2_LIST_PARAM`] is set.
-    pub async fn list_v2(&self, query: &str) -> Result<Vec<Image>, Error> {
+    pub async fn list_v2(
+        &self,
+        query: &str,
+        viewer: Option<(&str, &str)>,
+    ) -> Result<Vec<Image>, Error> {
         let marked = if query.is_empty() {
             format!("{V2_LIST_PARAM}=1")
         } else {
             format!("{query}&{V2_LIST_PARAM}=1")
         };
-        self.list(&marked).await
+        self.list_for(&marked, viewer).await
     }
 
     async fn call(
@@ -317,12 +344,26 @@ impl RegistryClient {
         body: Option<Vec<u8>>,
         purge_props: bool,
     ) -> Result<(StatusCode, Bytes), Error> {
+        self.call_with(method, path, body, purge_props, &[]).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        purge_props: bool,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, Bytes), Error> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header(CONTENT_TYPE, "application/json");
         if purge_props {
             req = req.header(PURGE_PROPS_HEADER, "true");
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))

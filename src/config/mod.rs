@@ -6,6 +6,7 @@
 //! Layout: `raw` (the sources), `ini` (the file parser), `stores` (the S3 and Swift options),
 //! `error` ([`ConfigError`]); this file holds the resolved [`Config`] and the value checks.
 
+mod auth;
 mod error;
 mod ini;
 mod raw;
@@ -14,6 +15,7 @@ mod stores;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+pub use auth::AuthConfig;
 pub use error::ConfigError;
 pub use ini::{SyntaxError, SyntaxErrorKind};
 pub use raw::RawConfig;
@@ -69,6 +71,8 @@ pub struct Config {
     pub swift: Option<crate::store::SwiftConfig>,
     /// Certificate authorities for https store endpoints (`https_ca_certificates_file`).
     pub trust_roots: crate::store::http_client::TrustRoots,
+    /// Authentication and policy.
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -129,6 +133,7 @@ impl Config {
             swift: stores::resolve_swift(raw)?,
             trust_roots: trust_roots(raw)?,
             log_level: log_level(raw)?,
+            auth: auth::resolve(raw)?,
         })
     }
 

@@ -44,6 +44,13 @@ const KNOWN_OPTIONS: &[&str] = &[
     "swift_store_large_object_chunk_size",
     "swift_store_auth_version",
     "https_ca_certificates_file",
+    "flavor",
+    "static_tokens_file",
+    "owner_is_tenant",
+    "admin_role",
+    "allow_anonymous_access",
+    "policy_file",
+    "registry_trusted_clients",
 ];
 
 /// Glance options that glint accepts without acting on them (yet): no warning for these.
@@ -59,6 +66,10 @@ const ACCEPTED_OPTIONS: &[&str] = &[
 ];
 
 fn is_known(option: &str) -> bool {
+    if let Some(k) = option.strip_prefix(super::auth::KEYSTONE_PREFIX) {
+        return super::auth::KEYSTONE_OPTIONS.contains(&k)
+            || super::auth::KEYSTONE_ACCEPTED.contains(&k);
+    }
     KNOWN_OPTIONS.contains(&option) || ACCEPTED_OPTIONS.contains(&option)
 }
 
@@ -117,6 +128,15 @@ impl RawConfig {
         };
         self.apply(path, &sections, "DEFAULT", default_port);
         self.apply(path, &sections, "glint", default_port);
+        // Identity sections of every program (keystonemiddleware's and oslo's names).
+        self.apply(path, &sections, "paste_deploy", default_port);
+        self.apply(path, &sections, "oslo_policy", default_port);
+        self.apply_prefixed(
+            path,
+            &sections,
+            "keystone_authtoken",
+            super::auth::KEYSTONE_PREFIX,
+        );
         if app != App::Api {
             for section in ini::REGISTRY_SECTIONS {
                 self.apply(path, &sections, section, "registry_port");
@@ -157,6 +177,25 @@ impl RawConfig {
             let key = if key == "bind_port" { port_option } else { key };
             let origin = format!("{} [{section}] {key}", path.display());
             self.set(key, value, origin);
+        }
+    }
+
+    /// Sets every entry of `section` as `prefix` + its key (sections whose keys would clash
+    /// with others, like `[keystone_authtoken] password`).
+    fn apply_prefixed(&mut self, path: &Path, sections: &Sections, section: &str, prefix: &str) {
+        let Some((_, entries)) = sections.iter().find(|(n, _)| n == section) else {
+            return;
+        };
+        for (key, value) in entries {
+            if !is_known(&format!("{prefix}{key}")) {
+                self.warnings.push(format!(
+                    "ignoring unknown option '{key}' in [{section}] of {}",
+                    path.display()
+                ));
+                continue;
+            }
+            let origin = format!("{} [{section}] {key}", path.display());
+            self.set(&format!("{prefix}{key}"), value, origin);
         }
     }
 

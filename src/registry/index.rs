@@ -12,14 +12,15 @@
 //!    already in the requested order (a source that is, or the sort key's own index) from the
 //!    marker, reading records until the page is full.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 
 use uuid::Uuid;
 
 use super::keys::{self, SortKey};
-use super::query::{CmpOp, ListQuery, SortDir, Visibility};
+use super::query::{CmpOp, ListQuery, SortDir, Viewer, Visibility};
 use super::{Error, Registry};
-use crate::model::Image;
+use crate::model::{Image, Visibility as ImageVisibility};
 use crate::timestamp::Timestamp;
 
 /// Largest source whose rows are sorted in memory rather than walked in index order.
@@ -39,6 +40,9 @@ struct Source {
     /// More ranges whose union with this one is the filter's rows (`name=in:a,b`): such a
     /// source is only raced and sorted in memory, never walked in order.
     more: Vec<Source>,
+    /// Rows named by id rather than by an index range (the images shared with a viewer), part
+    /// of the union like `more`.
+    ids: Vec<Uuid>,
 }
 
 /// How the entries of a source are ordered.
@@ -57,6 +61,7 @@ impl Source {
             lo: prefix,
             order: SourceOrder::Equal(field),
             more: Vec::new(),
+            ids: Vec::new(),
         }
     }
 
@@ -66,6 +71,7 @@ impl Source {
             hi,
             order: SourceOrder::Sorted(key),
             more: Vec::new(),
+            ids: Vec::new(),
         }
     }
 
@@ -74,18 +80,33 @@ impl Source {
         &self,
         tree: &'a sled::Tree,
     ) -> Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + 'a> {
-        let first = tree.range::<Vec<u8>, _>(self.bounds());
+        // An empty range (`lo == hi`) stands for no entries: a source of ids only.
+        let first = (self.hi.as_deref() != Some(self.lo.as_slice()))
+            .then(|| tree.range::<Vec<u8>, _>(self.bounds()))
+            .into_iter()
+            .flatten();
         let rest: Vec<_> = self
             .more
             .iter()
             .map(|s| tree.range::<Vec<u8>, _>(s.bounds()))
             .collect();
-        Box::new(first.chain(rest.into_iter().flatten()))
+        // An id stands for itself as an index key: keys end with the id they index.
+        let ids = self.ids.iter().map(|id| {
+            Ok((
+                sled::IVec::from(&keys::id_key(id)[..]),
+                sled::IVec::default(),
+            ))
+        });
+        Box::new(
+            first
+                .chain(rest.into_iter().flatten())
+                .chain(ids.collect::<Vec<_>>()),
+        )
     }
 
     /// Whether walking this source yields rows in the order `key` asks for.
     fn ordered_by(&self, key: SortKey) -> bool {
-        if !self.more.is_empty() {
+        if !self.more.is_empty() || !self.ids.is_empty() {
             return false;
         }
         match self.order {
@@ -133,9 +154,16 @@ impl Source {
 }
 
 /// The sources of `query`'s indexed filters.
-fn sources(query: &ListQuery) -> Vec<Source> {
+fn sources(query: &ListQuery, shared: Option<&HashSet<Uuid>>) -> Vec<Source> {
     let f = &query.filters;
     let mut out = Vec::new();
+    if let Some(source) = f
+        .viewer
+        .as_ref()
+        .and_then(|v| viewer_source(v, f.visibility, shared))
+    {
+        out.push(source);
+    }
     for (key, value) in [
         (SortKey::Name, &f.name),
         (SortKey::Status, &f.status),
@@ -200,6 +228,77 @@ fn sources(query: &ListQuery) -> Vec<Source> {
     out
 }
 
+/// The union of index ranges that holds every row a viewer may list under `visibility`: the
+/// public images (when the filter admits them), the viewer's own, and the images shared with
+/// it. `None` when the visibility filter's own source is already as narrow.
+fn viewer_source(
+    viewer: &Viewer,
+    visibility: Visibility,
+    shared: Option<&HashSet<Uuid>>,
+) -> Option<Source> {
+    let mut parts = Vec::new();
+    match visibility {
+        Visibility::Public
+        | Visibility::Is(ImageVisibility::Public | ImageVisibility::Community) => return None,
+        Visibility::All => parts.push(Source::prefix(
+            keys::visibility_prefix(ImageVisibility::Public),
+            None,
+        )),
+        Visibility::Private | Visibility::Is(_) => {}
+    }
+    if let Some(owner) = &viewer.owner {
+        parts.push(Source::prefix(keys::owner_prefix(Some(owner)), None));
+    }
+    let ids: Vec<Uuid> = shared
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default();
+    let mut first = match parts.is_empty() {
+        true => {
+            // Only the shared ids: an empty range carries them.
+            let mut s = Source::prefix(vec![keys::TAG_OWNER], None);
+            s.hi = Some(s.lo.clone());
+            s
+        }
+        false => parts.remove(0),
+    };
+    first.more = parts;
+    first.ids = ids;
+    Some(first)
+}
+
+/// Which rows of a viewer-restricted list pass: the filters, and the §13 list rule.
+struct Rows<'a> {
+    query: &'a ListQuery,
+    /// The images shared with the viewer (of the selected member status).
+    shared: Option<HashSet<Uuid>>,
+}
+
+impl<'a> Rows<'a> {
+    fn new(reg: &Registry, query: &'a ListQuery) -> Result<Rows<'a>, Error> {
+        let shared = match &query.filters.viewer {
+            Some(Viewer {
+                owner: Some(owner),
+                member_status,
+            }) => Some(reg.shared_ids(owner, *member_status)?),
+            _ => None,
+        };
+        Ok(Rows { query, shared })
+    }
+
+    fn keeps(&self, image: &Image) -> bool {
+        self.query.filters.matches(image) && self.sees(image)
+    }
+
+    /// The §13 list rule alone (a marker need not match the filters, only be visible).
+    fn sees(&self, image: &Image) -> bool {
+        let f = &self.query.filters;
+        f.viewer.as_ref().is_none_or(|v| {
+            let member = self.shared.as_ref().is_some_and(|s| s.contains(&image.id));
+            v.lists(image, f.visibility, member)
+        })
+    }
+}
+
 /// The index range of the time index `key` that holds every row passing `tests` (`neq` tests
 /// narrow nothing and are left to the row predicate).
 fn time_source(key: SortKey, tests: &[(CmpOp, Timestamp)]) -> Option<Source> {
@@ -238,11 +337,14 @@ fn time_source(key: SortKey, tests: &[(CmpOp, Timestamp)]) -> Option<Source> {
 }
 
 pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Error> {
+    let rows = Rows::new(reg, query)?;
     let marker = match &query.marker {
         None => None,
+        // A marker the caller may not see is as unknown as a missing one (§13).
         Some(id) => Some(
             reg.fetch_counted(id)?
                 .filter(|m| !m.deleted || query.shows_deleted())
+                .filter(|m| rows.sees(m))
                 .ok_or_else(|| {
                     Error::Invalid("Invalid marker. Image could not be found.".into())
                 })?,
@@ -255,16 +357,16 @@ pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Erro
         let mut ids = ids.clone();
         ids.sort_unstable();
         ids.dedup();
-        return sort_in_memory(reg, query, marker.as_ref(), ids);
+        return sort_in_memory(reg, &rows, marker.as_ref(), ids);
     }
-    let sources = sources(query);
+    let sources = sources(query, rows.shared.as_ref());
     if !query.index_order() {
         // An order no index holds: sort the smallest source's rows, or every row.
         let ids = match smallest_source(reg, &sources)? {
             Some(ids) => ids,
             None => all_ids(reg)?,
         };
-        return sort_in_memory(reg, query, marker.as_ref(), ids);
+        return sort_in_memory(reg, &rows, marker.as_ref(), ids);
     }
     // A lone filter whose range is already in the requested order (the default list: public
     // images, newest first) is walked at once: racing it only to learn its size would read up to
@@ -272,7 +374,7 @@ pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Erro
     let lone_ordered = sources.len() == 1 && sources[0].ordered_by(query.sort_key);
     if !lone_ordered {
         if let Some(ids) = smallest_source(reg, &sources)? {
-            return sort_in_memory(reg, query, marker.as_ref(), ids);
+            return sort_in_memory(reg, &rows, marker.as_ref(), ids);
         }
     }
     let (key, dir) = (query.sort_key, query.sort_dir);
@@ -280,7 +382,7 @@ pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Erro
         Some(s) => s,
         None => match keys::sort_tag(key) {
             Some(tag) => Source::range(vec![tag], keys::prefix_end(&[tag]), key),
-            None => return walk_primary(reg, query, marker.as_ref()),
+            None => return walk_primary(reg, &rows, marker.as_ref()),
         },
     };
     let bounds = match &marker {
@@ -301,7 +403,7 @@ pub(super) fn list(reg: &Registry, query: &ListQuery) -> Result<Vec<Image>, Erro
         reg.count_index_entry();
         let id = keys::id_from_key(&k).ok_or_else(|| Error::Corrupt("short index key".into()))?;
         if let Some(image) = reg.fetch_counted(&id)? {
-            if query.filters.matches(&image) {
+            if rows.keeps(&image) {
                 page.push(image);
                 if page.len() == query.limit {
                     break;
@@ -336,10 +438,11 @@ fn smallest_source(reg: &Registry, sources: &[Source]) -> Result<Option<Vec<Uuid
 
 fn sort_in_memory(
     reg: &Registry,
-    query: &ListQuery,
+    rows_of: &Rows<'_>,
     marker: Option<&Image>,
     ids: Vec<Uuid>,
 ) -> Result<Vec<Image>, Error> {
+    let query = rows_of.query;
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for id in ids {
@@ -350,7 +453,7 @@ fn sort_in_memory(
         let Some(image) = reg.fetch_counted(&id)? else {
             continue;
         };
-        if !query.filters.matches(&image) {
+        if !rows_of.keeps(&image) {
             continue;
         }
         let after_marker = marker.is_none_or(|m| query.compare(&image, m).is_gt());
@@ -379,9 +482,10 @@ fn all_ids(reg: &Registry) -> Result<Vec<Uuid>, Error> {
 /// Walks the primary tree in id order (`sort_key=id` with no selective filter).
 fn walk_primary(
     reg: &Registry,
-    query: &ListQuery,
+    rows: &Rows<'_>,
     marker: Option<&Image>,
 ) -> Result<Vec<Image>, Error> {
+    let query = rows.query;
     let start = marker.map(|m| keys::id_key(&m.id).to_vec());
     let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
         match (query.sort_dir, start) {
@@ -401,7 +505,7 @@ fn walk_primary(
             .records_read
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let image = super::db::decode(&bytes)?;
-        if query.filters.matches(&image) {
+        if rows.keeps(&image) {
             page.push(image);
             if page.len() == query.limit {
                 break;

@@ -178,6 +178,28 @@ impl Registry {
         Ok(out)
     }
 
+    /// The ids of the images `member` holds a membership of, of status `status` (any when
+    /// `None`): what a list restricted to a viewer (§13) needs besides the indexes.
+    pub(super) fn shared_ids(
+        &self,
+        member: &str,
+        status: Option<MemberStatus>,
+    ) -> Result<std::collections::HashSet<Uuid>, Error> {
+        let mut prefix = member.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = std::collections::HashSet::new();
+        for entry in self.db.shared.scan_prefix(&prefix) {
+            let (k, v) = entry?;
+            let Some(image_id) = keys::id_from_key(&k) else {
+                continue;
+            };
+            if status.is_none_or(|s| Value::decode(&v, None).status == s) {
+                out.insert(image_id);
+            }
+        }
+        Ok(out)
+    }
+
     /// Makes the member set exactly `members`. A member without `can_share` keeps its current
     /// value, or gets false if new. Durable on return.
     pub async fn replace_members(

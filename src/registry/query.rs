@@ -123,6 +123,37 @@ pub struct Filters {
     pub updated_at: Vec<(CmpOp, Timestamp)>,
     /// Whether killed images are listed (v2 lists them, v1 does not).
     pub killed_listed: bool,
+    /// Only rows this caller may see (§13); `None` lists for an admin or a no-auth caller.
+    pub viewer: Option<Viewer>,
+}
+
+/// The caller a list is restricted for (§13): public images, the images it owns, and shared
+/// images it is a member of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    /// The caller's owner (project); `None` for an anonymous caller.
+    pub owner: Option<String>,
+    /// Which memberships list a shared image: `None` for any status (v1), else only that
+    /// status (v2 `member_status`).
+    pub member_status: Option<crate::model::MemberStatus>,
+}
+
+impl Viewer {
+    /// Whether this caller sees `image` in a list filtered on `visibility`; `is_member` says
+    /// whether the caller holds a membership of the selected status.
+    pub fn lists(&self, image: &Image, visibility: Visibility, is_member: bool) -> bool {
+        let owned = self.owner.is_some() && image.owner == self.owner;
+        owned
+            || match image.visibility {
+                ImageVisibility::Public => true,
+                // Community images are listed only when asked for (Glance v2).
+                ImageVisibility::Community => {
+                    visibility == Visibility::Is(ImageVisibility::Community)
+                }
+                ImageVisibility::Shared => is_member,
+                ImageVisibility::Private => false,
+            }
+    }
 }
 
 impl Default for Filters {
@@ -149,6 +180,7 @@ impl Default for Filters {
             created_at: Vec::new(),
             updated_at: Vec::new(),
             killed_listed: false,
+            viewer: None,
         }
     }
 }

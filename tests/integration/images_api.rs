@@ -17,6 +17,8 @@
 //! * `glanceclient` – the real python-glanceclient (v1 and v2) and `openstack image` against
 //!   `glint serve`.
 //! * `v2` – the Images API v2: images, JSON patch, data, lists, tags, members, import.
+//! * `identity` – tokens, owners, visibility, members and policy (§13) through v1 and v2.
+//! * `keystone` – the same with tokens a real Keystone validates.
 
 use std::collections::BTreeMap;
 
@@ -60,6 +62,8 @@ mod create;
 mod failures;
 mod glanceclient;
 mod headers;
+mod identity;
+mod keystone;
 mod lists;
 mod members;
 mod refusals;

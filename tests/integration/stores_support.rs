@@ -55,7 +55,7 @@ pub const MIB: u64 = 1 << 20;
 /// Reads `vars` from the environment. When one is missing, the test fails if
 /// `GLINT_REQUIRE_STORES=1`, and otherwise prints a loud `SKIPPED:` line and gets `None`.
 #[track_caller]
-fn service_vars(service: &str, script: &str, vars: &[&str]) -> Option<Vec<String>> {
+pub fn service_vars(service: &str, script: &str, vars: &[&str]) -> Option<Vec<String>> {
     let missing: Vec<&str> = vars
         .iter()
         .copied()

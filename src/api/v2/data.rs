@@ -9,10 +9,12 @@ use hyper::{Request, Response, StatusCode};
 use uuid::Uuid;
 
 use super::{no_content, set_header, IMPORT_METHODS};
+use crate::api::access::Api;
 use crate::api::images::ImagesService;
 use crate::api::request::{check_content_type, refuse_unread, BodySource};
 use crate::api::upload::from;
 use crate::api::Error;
+use crate::auth::Context;
 use crate::http::body::{empty, Body};
 use crate::model::{Image, Status};
 use crate::patch::ImagePatch;
@@ -26,6 +28,7 @@ impl ImagesService {
     /// `PUT /v2/images/{id}/file` (204): the upload procedure, from `queued`.
     pub(super) async fn v2_upload(
         &self,
+        ctx: &Context,
         segment: &str,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Error> {
@@ -33,7 +36,7 @@ impl ImagesService {
         let mut body = Some(body);
         let result = async {
             let image = self
-                .ready_for_data(segment, &parts.headers, "saving")
+                .ready_for_data(ctx, segment, &parts.headers, "saving")
                 .await?;
             let body = body
                 .take()
@@ -46,8 +49,13 @@ impl ImagesService {
     }
 
     /// `GET /v2/images/{id}/file`: the data (200, `Content-MD5`), or 204 for an image without.
-    pub(super) async fn v2_download(&self, segment: &str) -> Result<Response<Body>, Error> {
-        let image = self.load_v2(segment).await?;
+    pub(super) async fn v2_download(
+        &self,
+        ctx: &Context,
+        segment: &str,
+    ) -> Result<Response<Body>, Error> {
+        let image = self.load_v2(ctx, segment).await?;
+        self.enforce(ctx, "download_image", Some(&image))?;
         if image.status == Status::Deactivated {
             return Err(Error::Forbidden(
                 "The requested image has been deactivated. Image data download is forbidden."
@@ -85,6 +93,7 @@ impl ImagesService {
     /// uploading`. A failed stage puts the image back to `queued`, with nothing staged.
     pub(super) async fn v2_stage(
         &self,
+        ctx: &Context,
         segment: &str,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Error> {
@@ -94,7 +103,9 @@ impl ImagesService {
             let staging = self.staging.clone().ok_or_else(staging_off)?;
             check_content_type(&parts.headers)
                 .map_err(|e| Error::UnsupportedMediaType(e.to_string()))?;
-            let image = self.load_v2(segment).await?;
+            let image = self.load_v2(ctx, segment).await?;
+            self.check_mutable(ctx, &image, Api::V2)?;
+            self.enforce(ctx, "upload_image", Some(&image))?;
             if image.status != Status::Queued {
                 return Err(transition(&image, "uploading"));
             }
@@ -138,6 +149,7 @@ impl ImagesService {
     /// `web-download` (from a URL) in the background.
     pub(super) async fn v2_import(
         &self,
+        ctx: &Context,
         segment: &str,
         body: &[u8],
     ) -> Result<Response<Body>, Error> {
@@ -152,7 +164,9 @@ impl ImagesService {
                 IMPORT_METHODS.join(", ")
             )));
         }
-        let image = self.load_v2(segment).await?;
+        let image = self.load_v2(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V2)?;
+        self.enforce(ctx, "modify_image", Some(&image))?;
         if image.disk_format.is_none() || image.container_format.is_none() {
             return Err(Error::BadRequest(FORMATS_FIRST.into()));
         }
@@ -238,12 +252,15 @@ impl ImagesService {
     /// Checks that data may be sent for the image now: the media type, `queued`, both formats.
     async fn ready_for_data(
         &self,
+        ctx: &Context,
         segment: &str,
         headers: &hyper::HeaderMap,
         next: &str,
     ) -> Result<Image, Error> {
         check_content_type(headers).map_err(|e| Error::UnsupportedMediaType(e.to_string()))?;
-        let image = self.load_v2(segment).await?;
+        let image = self.load_v2(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V2)?;
+        self.enforce(ctx, "upload_image", Some(&image))?;
         if image.status != Status::Queued {
             return Err(transition(&image, next));
         }

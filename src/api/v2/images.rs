@@ -5,21 +5,30 @@ use hyper::header::LOCATION;
 use hyper::{Request, Response, StatusCode};
 
 use super::{image_json, no_content, set_header};
+use crate::api::access::Api;
 use crate::api::images::ImagesService;
 use crate::api::upload::from;
 use crate::api::{json_response, Error};
+use crate::auth::Context;
 use crate::http::body::Body;
 use crate::http::image_v2::{apply_changes, decode_create, V2Image};
 use crate::http::json_patch;
 use crate::http::query::{percent_decode, QueryParams};
 use crate::model::{Image, Status, MAX_NAME_LEN, MAX_TAGS};
 use crate::patch::ImagePatch;
-use crate::registry::{self, query_v2, UpdateOptions};
+use crate::registry::{self, query_v2, MemberStatus, UpdateOptions};
 
 impl ImagesService {
     /// `POST /v2/images`: a queued image (201, `Location`).
-    pub(super) async fn v2_create(&self, base: &str, body: &[u8]) -> Result<Response<Body>, Error> {
-        let patch = decode_create(body)?;
+    pub(super) async fn v2_create(
+        &self,
+        ctx: &Context,
+        base: &str,
+        body: &[u8],
+    ) -> Result<Response<Body>, Error> {
+        self.enforce(ctx, "add_image", None)?;
+        let mut patch = decode_create(body)?;
+        self.check_patch_rights(ctx, &mut patch, None, Api::V2)?;
         self.check_property_quota(patch.properties.as_ref().map_or(0, |p| p.len()))?;
         let image = self
             .catalog
@@ -47,11 +56,23 @@ impl ImagesService {
     }
 
     /// `GET /v2/images`: a page of images with `first` and (when the page is full) `next` links.
-    pub(super) async fn v2_list(&self, req: &Request<Incoming>) -> Result<Response<Body>, Error> {
+    pub(super) async fn v2_list(
+        &self,
+        ctx: &Context,
+        req: &Request<Incoming>,
+    ) -> Result<Response<Body>, Error> {
         let raw = req.uri().query().unwrap_or("");
         let params = QueryParams::parse(raw);
-        let parsed = query_v2::parse(params.iter(), self.settings.limits)
+        self.enforce(ctx, "get_images", None)?;
+        let mut parsed = query_v2::parse(params.iter(), self.settings.limits)
             .map_err(|e| Error::BadRequest(e.0))?;
+        let member_status = match parsed.member_status {
+            query_v2::MemberStatus::All => None,
+            query_v2::MemberStatus::Pending => Some(MemberStatus::Pending),
+            query_v2::MemberStatus::Accepted => Some(MemberStatus::Accepted),
+            query_v2::MemberStatus::Rejected => Some(MemberStatus::Rejected),
+        };
+        parsed.query.filters.viewer = Self::viewer(ctx, member_status);
         let images = self.catalog.list_v2(&parsed.query, raw).await?;
         let kept: Vec<&str> = raw
             .split('&')
@@ -92,12 +113,16 @@ impl ImagesService {
     /// `PATCH /v2/images/{id}`: applies a JSON patch, answers the new image.
     pub(super) async fn v2_update(
         &self,
+        ctx: &Context,
         segment: &str,
         body: &[u8],
     ) -> Result<Response<Body>, Error> {
         let changes = json_patch::parse(body).map_err(|e| Error::BadRequest(e.0))?;
-        let image = self.load_v2(segment).await?;
-        let patch = apply_changes(&image, &changes)?;
+        let image = self.load_v2(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V2)?;
+        self.enforce(ctx, "modify_image", Some(&image))?;
+        let mut patch = apply_changes(&image, &changes)?;
+        self.check_patch_rights(ctx, &mut patch, Some(&image), Api::V2)?;
         let added = patch
             .properties
             .as_ref()
@@ -115,8 +140,14 @@ impl ImagesService {
     }
 
     /// `DELETE /v2/images/{id}` (204): the record is deleted and its data and staged data removed.
-    pub(super) async fn v2_delete(&self, segment: &str) -> Result<Response<Body>, Error> {
-        let image = self.load_v2(segment).await?;
+    pub(super) async fn v2_delete(
+        &self,
+        ctx: &Context,
+        segment: &str,
+    ) -> Result<Response<Body>, Error> {
+        let image = self.load_v2(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V2)?;
+        self.enforce(ctx, "delete_image", Some(&image))?;
         if image.protected {
             return Err(Error::Forbidden(format!(
                 "Image {} is protected and cannot be deleted.",
@@ -139,6 +170,7 @@ impl ImagesService {
     /// `PUT /v2/images/{id}/tags/{tag}` (204; adding a tag twice is fine).
     pub(super) async fn v2_add_tag(
         &self,
+        ctx: &Context,
         segment: &str,
         tag: &str,
     ) -> Result<Response<Body>, Error> {
@@ -148,7 +180,9 @@ impl ImagesService {
                 "Tag is too long: at most {MAX_NAME_LEN} characters"
             )));
         }
-        let image = self.load_v2(segment).await?;
+        let image = self.load_v2(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V2)?;
+        self.enforce(ctx, "modify_image", Some(&image))?;
         if image.tags.contains(&tag) {
             return Ok(no_content());
         }
@@ -162,11 +196,14 @@ impl ImagesService {
     /// `DELETE /v2/images/{id}/tags/{tag}` (204; 404 for a tag the image does not have).
     pub(super) async fn v2_remove_tag(
         &self,
+        ctx: &Context,
         segment: &str,
         tag: &str,
     ) -> Result<Response<Body>, Error> {
         let tag = percent_decode(tag);
-        let image = self.load_v2(segment).await?;
+        let image = self.load_v2(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V2)?;
+        self.enforce(ctx, "modify_image", Some(&image))?;
         let mut tags = image.tags.clone();
         if !tags.remove(&tag) {
             return Err(Error::NotFound(format!(
@@ -179,25 +216,48 @@ impl ImagesService {
     }
 
     /// `POST /v2/images/{id}/actions/deactivate`: an active image stops serving its data.
-    pub(super) async fn v2_deactivate(&self, segment: &str) -> Result<Response<Body>, Error> {
-        self.switch_activation(segment, Status::Active, Status::Deactivated, "deactivate")
-            .await
+    pub(super) async fn v2_deactivate(
+        &self,
+        ctx: &Context,
+        segment: &str,
+    ) -> Result<Response<Body>, Error> {
+        self.switch_activation(
+            ctx,
+            segment,
+            Status::Active,
+            Status::Deactivated,
+            "deactivate",
+        )
+        .await
     }
 
     /// `POST /v2/images/{id}/actions/reactivate`: a deactivated image serves its data again.
-    pub(super) async fn v2_reactivate(&self, segment: &str) -> Result<Response<Body>, Error> {
-        self.switch_activation(segment, Status::Deactivated, Status::Active, "reactivate")
-            .await
+    pub(super) async fn v2_reactivate(
+        &self,
+        ctx: &Context,
+        segment: &str,
+    ) -> Result<Response<Body>, Error> {
+        self.switch_activation(
+            ctx,
+            segment,
+            Status::Deactivated,
+            Status::Active,
+            "reactivate",
+        )
+        .await
     }
 
     async fn switch_activation(
         &self,
+        ctx: &Context,
         segment: &str,
         from_status: Status,
         to: Status,
         action: &str,
     ) -> Result<Response<Body>, Error> {
-        let image = self.load_v2(segment).await?;
+        let image = self.load_v2(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V2)?;
+        self.enforce(ctx, action, Some(&image))?;
         if image.status == to {
             return Ok(no_content());
         }

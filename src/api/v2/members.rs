@@ -5,8 +5,10 @@ use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::no_content;
+use crate::api::access::Api;
 use crate::api::images::ImagesService;
 use crate::api::{json_response, Error};
+use crate::auth::{access, Context};
 use crate::http::body::Body;
 use crate::http::image_v2::v2_time;
 use crate::http::query::percent_decode;
@@ -27,9 +29,18 @@ fn member_json(m: &ImageMember) -> Value {
 
 impl ImagesService {
     /// `GET /v2/images/{id}/members`.
-    pub(super) async fn v2_members(&self, segment: &str) -> Result<Response<Body>, Error> {
-        let image = self.load_v2(segment).await?;
-        let members = self.catalog.image_members(&image.id).await?;
+    pub(super) async fn v2_members(
+        &self,
+        ctx: &Context,
+        segment: &str,
+    ) -> Result<Response<Body>, Error> {
+        let image = self.load_v2(ctx, segment).await?;
+        self.enforce(ctx, "get_members", Some(&image))?;
+        let mut members = self.catalog.image_members(&image.id).await?;
+        if !access::mutable(&image, ctx) {
+            // A member sees its own membership only (Glance v2).
+            members.retain(|m| Some(&m.member_id) == ctx.owner.as_ref());
+        }
         json_response(
             StatusCode::OK,
             &json!({
@@ -43,6 +54,7 @@ impl ImagesService {
     /// shared image.
     pub(super) async fn v2_add_member(
         &self,
+        ctx: &Context,
         segment: &str,
         body: &[u8],
     ) -> Result<Response<Body>, Error> {
@@ -50,7 +62,9 @@ impl ImagesService {
         let member = request["member"]
             .as_str()
             .ok_or_else(|| Error::BadRequest("Member to be added not specified".into()))?;
-        let image = self.load_v2(segment).await?;
+        let image = self.load_v2(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V2)?;
+        self.enforce(ctx, "add_member", Some(&image))?;
         if image.visibility != Visibility::Shared {
             return Err(Error::Forbidden(format!(
                 "Only shared images have members; image {} is {}.",
@@ -74,17 +88,28 @@ impl ImagesService {
     /// `GET /v2/images/{id}/members/{member}`.
     pub(super) async fn v2_member(
         &self,
+        ctx: &Context,
         segment: &str,
         member: &str,
     ) -> Result<Response<Body>, Error> {
-        let image = self.load_v2(segment).await?;
-        let found = self.find_member(&image.id, &percent_decode(member)).await?;
+        let image = self.load_v2(ctx, segment).await?;
+        self.enforce(ctx, "get_member", Some(&image))?;
+        let member = percent_decode(member);
+        if !access::mutable(&image, ctx) && ctx.owner.as_ref() != Some(&member) {
+            return Err(member_error(
+                registry::Error::MemberNotFound,
+                &image.id,
+                &member,
+            ));
+        }
+        let found = self.find_member(&image.id, &member).await?;
         json_response(StatusCode::OK, &member_json(&found))
     }
 
     /// `PUT /v2/images/{id}/members/{member}` with `{"status": "accepted"}`.
     pub(super) async fn v2_update_member(
         &self,
+        ctx: &Context,
         segment: &str,
         member: &str,
         body: &[u8],
@@ -99,8 +124,15 @@ impl ImagesService {
                     request["status"]
                 ))
             })?;
-        let image = self.load_v2(segment).await?;
+        let image = self.load_v2(ctx, segment).await?;
+        self.enforce(ctx, "modify_member", Some(&image))?;
         let member = percent_decode(member);
+        // Only the member answers an offer (Glance v2); admins may act for it.
+        if ctx.read_only || (!ctx.is_admin && ctx.owner.as_ref() != Some(&member)) {
+            return Err(Error::Forbidden(format!(
+                "Only the member {member} may change the status of its membership."
+            )));
+        }
         let updated = self
             .catalog
             .set_member_status(&image.id, &member, status)
@@ -112,10 +144,13 @@ impl ImagesService {
     /// `DELETE /v2/images/{id}/members/{member}` (204).
     pub(super) async fn v2_remove_member(
         &self,
+        ctx: &Context,
         segment: &str,
         member: &str,
     ) -> Result<Response<Body>, Error> {
-        let image = self.load_v2(segment).await?;
+        let image = self.load_v2(ctx, segment).await?;
+        self.check_mutable(ctx, &image, Api::V2)?;
+        self.enforce(ctx, "delete_member", Some(&image))?;
         let member = percent_decode(member);
         self.catalog
             .remove_member(&image.id, &member)

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use super::images::ImagesService;
 use super::request::read_small_body;
 use super::{json_response, Error};
+use crate::auth::Context;
 use crate::http::body::{empty, Body};
 use crate::http::image_v2::BodyError;
 use crate::http::route_v2::V2Route;
@@ -35,6 +36,7 @@ impl ImagesService {
     /// Answers a v2 request.
     pub(super) async fn v2(
         &self,
+        ctx: &Context,
         route: V2Route<'_>,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Error> {
@@ -44,54 +46,55 @@ impl ImagesService {
                 let doc = schemas::schema(name).ok_or(Error::NoSuchRoute)?;
                 json_response(StatusCode::OK, &doc)
             }
-            List => self.v2_list(&req).await,
+            List => self.v2_list(ctx, &req).await,
             Create => {
                 let base = self.base_url(req.headers());
                 let body = read_small_body(req.into_body()).await?;
-                self.v2_create(&base, &body).await
+                self.v2_create(ctx, &base, &body).await
             }
             Show(id) => {
-                let image = self.load_v2(id).await?;
+                let image = self.load_v2(ctx, id).await?;
+                self.enforce(ctx, "get_image", Some(&image))?;
                 image_json(StatusCode::OK, &image)
             }
             Update(id) => {
                 let id = id.to_string();
                 check_patch_type(&req)?;
                 let body = read_small_body(req.into_body()).await?;
-                self.v2_update(&id, &body).await
+                self.v2_update(ctx, &id, &body).await
             }
-            Delete(id) => self.v2_delete(id).await,
-            AddTag(id, tag) => self.v2_add_tag(id, tag).await,
-            RemoveTag(id, tag) => self.v2_remove_tag(id, tag).await,
-            Deactivate(id) => self.v2_deactivate(id).await,
-            Reactivate(id) => self.v2_reactivate(id).await,
+            Delete(id) => self.v2_delete(ctx, id).await,
+            AddTag(id, tag) => self.v2_add_tag(ctx, id, tag).await,
+            RemoveTag(id, tag) => self.v2_remove_tag(ctx, id, tag).await,
+            Deactivate(id) => self.v2_deactivate(ctx, id).await,
+            Reactivate(id) => self.v2_reactivate(ctx, id).await,
             Upload(id) => {
                 let id = id.to_string();
-                self.v2_upload(&id, req).await
+                self.v2_upload(ctx, &id, req).await
             }
-            Download(id) => self.v2_download(id).await,
+            Download(id) => self.v2_download(ctx, id).await,
             Stage(id) => {
                 let id = id.to_string();
-                self.v2_stage(&id, req).await
+                self.v2_stage(ctx, &id, req).await
             }
             Import(id) => {
                 let id = id.to_string();
                 let body = read_small_body(req.into_body()).await?;
-                self.v2_import(&id, &body).await
+                self.v2_import(ctx, &id, &body).await
             }
-            ListMembers(id) => self.v2_members(id).await,
+            ListMembers(id) => self.v2_members(ctx, id).await,
             AddMember(id) => {
                 let id = id.to_string();
                 let body = read_small_body(req.into_body()).await?;
-                self.v2_add_member(&id, &body).await
+                self.v2_add_member(ctx, &id, &body).await
             }
-            ShowMember(id, member) => self.v2_member(id, member).await,
+            ShowMember(id, member) => self.v2_member(ctx, id, member).await,
             UpdateMember(id, member) => {
                 let (id, member) = (id.to_string(), member.to_string());
                 let body = read_small_body(req.into_body()).await?;
-                self.v2_update_member(&id, &member, &body).await
+                self.v2_update_member(ctx, &id, &member, &body).await
             }
-            RemoveMember(id, member) => self.v2_remove_member(id, member).await,
+            RemoveMember(id, member) => self.v2_remove_member(ctx, id, member).await,
             ImportInfo => json_response(
                 StatusCode::OK,
                 &json!({"import-methods": {
@@ -118,12 +121,13 @@ impl ImagesService {
         }
     }
 
-    /// Loads a live image by the id in a v2 path: unknown, malformed and deleted ids are 404.
-    pub(super) async fn load_v2(&self, segment: &str) -> Result<Image, Error> {
+    /// Loads a live image the caller may see by the id in a v2 path: unknown, malformed,
+    /// deleted and invisible (§13) ids are 404.
+    pub(super) async fn load_v2(&self, ctx: &Context, segment: &str) -> Result<Image, Error> {
         let not_found = || Error::NotFound(format!("No image found with ID {segment}"));
         let id = parse_image_id(segment).ok_or_else(not_found)?;
         match self.catalog.get(&id).await {
-            Ok(image) if !image.deleted => Ok(image),
+            Ok(image) if !image.deleted && self.sees(ctx, &image).await? => Ok(image),
             Ok(_) | Err(registry::Error::NotFound(_)) => Err(not_found()),
             Err(e) => Err(e.into()),
         }
