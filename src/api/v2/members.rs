@@ -5,6 +5,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::no_content;
+use crate::api::error::RegistryOp;
 use crate::api::images::ImagesService;
 use crate::api::{json_response, Error};
 use crate::http::body::Body;
@@ -135,10 +136,5 @@ impl ImagesService {
 }
 
 fn member_error(e: registry::Error, id: &uuid::Uuid, member: &str) -> Error {
-    match e {
-        registry::Error::MemberNotFound => {
-            Error::NotFound(format!("Member {member} of image {id} not found"))
-        }
-        other => other.into(),
-    }
+    Error::from_registry(e, RegistryOp::Member { id, member })
 }
