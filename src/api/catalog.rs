@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::client::registry::RegistryClient;
+use crate::client::registry::{self as remote, RegistryClient};
 use crate::model::{Image, Status};
 use crate::patch::ImagePatch;
 use crate::registry::{
@@ -26,7 +26,7 @@ impl Catalog {
     pub async fn get(&self, id: &Uuid) -> Result<Image, Error> {
         match self {
             Catalog::Local(r) => r.get(id),
-            Catalog::Remote(c) => c.get(id).await,
+            Catalog::Remote(c) => Ok(c.get(id).await?),
         }
     }
 
@@ -37,7 +37,7 @@ impl Catalog {
             Catalog::Remote(c) => {
                 let mut patch = patch;
                 patch.status = patch.status.or(Some(default_status));
-                c.create(&patch).await
+                Ok(c.create(&patch).await?)
             }
         }
     }
@@ -51,7 +51,7 @@ impl Catalog {
     ) -> Result<Image, Error> {
         match self {
             Catalog::Local(r) => r.update(id, patch, options).await,
-            Catalog::Remote(c) => c.update(id, &patch, options).await,
+            Catalog::Remote(c) => Ok(c.update(id, &patch, options).await?),
         }
     }
 
@@ -59,7 +59,7 @@ impl Catalog {
     pub async fn delete(&self, id: &Uuid) -> Result<Image, Error> {
         match self {
             Catalog::Local(r) => r.delete(id).await,
-            Catalog::Remote(c) => c.delete(id).await,
+            Catalog::Remote(c) => Ok(c.delete(id).await?),
         }
     }
 
@@ -67,7 +67,7 @@ impl Catalog {
     pub async fn members(&self, id: &Uuid) -> Result<Vec<Member>, Error> {
         match self {
             Catalog::Local(r) => r.members(id),
-            Catalog::Remote(c) => c.members(id).await,
+            Catalog::Remote(c) => Ok(c.members(id).await?),
         }
     }
 
@@ -75,7 +75,7 @@ impl Catalog {
     pub async fn image_members(&self, id: &Uuid) -> Result<Vec<ImageMember>, Error> {
         match self {
             Catalog::Local(r) => r.image_members(id),
-            Catalog::Remote(c) => c.image_members(id).await,
+            Catalog::Remote(c) => Ok(c.image_members(id).await?),
         }
     }
 
@@ -88,7 +88,7 @@ impl Catalog {
     ) -> Result<ImageMember, Error> {
         match self {
             Catalog::Local(r) => r.set_member_status(id, member, status).await,
-            Catalog::Remote(c) => c.set_member_status(id, member, status).await,
+            Catalog::Remote(c) => Ok(c.set_member_status(id, member, status).await?),
         }
     }
 
@@ -100,7 +100,7 @@ impl Catalog {
     ) -> Result<(), Error> {
         match self {
             Catalog::Local(r) => r.replace_members(id, members).await,
-            Catalog::Remote(c) => c.replace_members(id, members).await,
+            Catalog::Remote(c) => Ok(c.replace_members(id, members).await?),
         }
     }
 
@@ -113,7 +113,7 @@ impl Catalog {
     ) -> Result<(), Error> {
         match self {
             Catalog::Local(r) => r.add_member(id, member, can_share).await,
-            Catalog::Remote(c) => c.add_member(id, member, can_share).await,
+            Catalog::Remote(c) => Ok(c.add_member(id, member, can_share).await?),
         }
     }
 
@@ -121,7 +121,7 @@ impl Catalog {
     pub async fn remove_member(&self, id: &Uuid, member: &str) -> Result<(), Error> {
         match self {
             Catalog::Local(r) => r.remove_member(id, member).await,
-            Catalog::Remote(c) => c.remove_member(id, member).await,
+            Catalog::Remote(c) => Ok(c.remove_member(id, member).await?),
         }
     }
 
@@ -129,7 +129,7 @@ impl Catalog {
     pub async fn shared_images(&self, member: &str) -> Result<Vec<SharedImage>, Error> {
         match self {
             Catalog::Local(r) => r.shared_images(member),
-            Catalog::Remote(c) => c.shared_images(member).await,
+            Catalog::Remote(c) => Ok(c.shared_images(member).await?),
         }
     }
 
@@ -137,10 +137,9 @@ impl Catalog {
     pub async fn list_v2(&self, query: &ListQuery, raw_query: &str) -> Result<Vec<Image>, Error> {
         match self {
             Catalog::Local(r) => r.list(query),
-            Catalog::Remote(c) => {
-                c.list_v2(raw_query, viewer_headers(query).as_ref().map(pair))
-                    .await
-            }
+            Catalog::Remote(c) => Ok(c
+                .list_v2(raw_query, viewer_headers(query).as_ref().map(pair))
+                .await?),
         }
     }
 
@@ -149,10 +148,25 @@ impl Catalog {
     pub async fn list(&self, query: &ListQuery, raw_query: &str) -> Result<Vec<Image>, Error> {
         match self {
             Catalog::Local(r) => r.list(query),
-            Catalog::Remote(c) => {
-                c.list_for(raw_query, viewer_headers(query).as_ref().map(pair))
-                    .await
-            }
+            Catalog::Remote(c) => Ok(c
+                .list_for(raw_query, viewer_headers(query).as_ref().map(pair))
+                .await?),
+        }
+    }
+}
+
+/// A remote registry's refusal as the registry's own error, so handlers answer the same either
+/// way.
+impl From<remote::Error> for Error {
+    fn from(e: remote::Error) -> Self {
+        match e {
+            remote::Error::NotFound(id) => Error::NotFound(id),
+            remote::Error::Duplicate(id) => Error::Duplicate(id),
+            remote::Error::Invalid(m) => Error::Invalid(m),
+            remote::Error::Forbidden(m) => Error::Forbidden(m),
+            remote::Error::Conflict(m) => Error::Conflict(m),
+            remote::Error::MemberNotFound => Error::MemberNotFound,
+            remote::Error::Unavailable(m) => Error::Unavailable(m),
         }
     }
 }

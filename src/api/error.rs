@@ -5,6 +5,7 @@ use std::fmt;
 
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
+use uuid::Uuid;
 
 use crate::http::body::{full, Body};
 use crate::registry;
@@ -44,6 +45,9 @@ pub enum Error {
     UnsupportedMediaType(String),
     /// A registry failure (mapped by kind).
     Registry(registry::Error),
+    /// A service this request needs is not available; the text (free of backend detail) says
+    /// which.
+    Unavailable(String),
     /// A response body could not be encoded (a bug: our own types failed to serialise).
     Encode(serde_json::Error),
     /// No valid token: 401, with `WWW-Authenticate` naming the identity service.
@@ -53,8 +57,6 @@ pub enum Error {
         /// The identity endpoint, when configured.
         www_authenticate: Option<String>,
     },
-    /// A service the request needs (the identity service) cannot be reached.
-    Unavailable(String),
 }
 
 impl From<registry::Error> for Error {
@@ -96,6 +98,124 @@ impl fmt::Display for Error {
     }
 }
 
+/// What a handler asked of the registry: decides which message (and so which status) a
+/// registry refusal becomes, as Glance words it for that request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RegistryOp<'a> {
+    /// v1: loading the image named by a path segment.
+    LoadV1 {
+        /// The id as the client wrote it.
+        segment: &'a str,
+    },
+    /// v1 `POST /images`: reserving the record.
+    CreateV1,
+    /// v1 `PUT /images/{id}`: changing the metadata.
+    UpdateV1,
+    /// v1: moving a queued image to `saving` before its data is read.
+    StartUpload,
+    /// Making an image active once its data is stored.
+    FinishUpload {
+        /// The image.
+        id: &'a Uuid,
+    },
+    /// v2: loading the live image named by a path segment.
+    LoadV2 {
+        /// The id as the client wrote it.
+        segment: &'a str,
+    },
+    /// v2 `POST /v2/images`.
+    CreateV2,
+    /// v2: changing the record of `id` (PATCH, tags).
+    UpdateV2 {
+        /// The image.
+        id: &'a Uuid,
+    },
+    /// v2 `DELETE /v2/images/{id}`.
+    DeleteV2 {
+        /// The image.
+        id: &'a Uuid,
+    },
+    /// v2: reading or changing one member of an image.
+    Member {
+        /// The image.
+        id: &'a Uuid,
+        /// The member (tenant).
+        member: &'a str,
+    },
+    /// Registry API `POST /images`.
+    RegistryCreate,
+    /// Registry API `PUT /images/{id}`.
+    RegistryUpdate,
+}
+
+impl RegistryOp<'_> {
+    /// The answer when the image does not exist (or is not visible) for this request.
+    pub(crate) fn not_found(&self) -> Error {
+        match self {
+            RegistryOp::LoadV1 { segment } => {
+                Error::NotFound(format!("Image with identifier {segment} not found"))
+            }
+            RegistryOp::LoadV2 { segment } => {
+                Error::NotFound(format!("No image found with ID {segment}"))
+            }
+            RegistryOp::UpdateV2 { id } | RegistryOp::DeleteV2 { id } => {
+                Error::NotFound(format!("No image found with ID {id}"))
+            }
+            _ => Error::NotFound("The resource could not be found.".into()),
+        }
+    }
+}
+
+impl Error {
+    /// `e`, a registry refusal of `op`, as the request's answer. Anything `op` does not word
+    /// on its own keeps the registry's message and its status from [`Error::status`].
+    pub(crate) fn from_registry(e: registry::Error, op: RegistryOp<'_>) -> Error {
+        use registry::Error as R;
+        use RegistryOp as Op;
+        match (op, e) {
+            (
+                Op::LoadV1 { .. } | Op::LoadV2 { .. } | Op::UpdateV2 { .. } | Op::DeleteV2 { .. },
+                R::NotFound(_),
+            )
+            | (Op::UpdateV2 { .. }, R::Forbidden(_)) => op.not_found(),
+            (Op::UpdateV2 { id }, R::Conflict(_)) => Error::Conflict(format!(
+                "Image {id} changed status while the request ran; try again"
+            )),
+            (Op::CreateV1, R::Duplicate(id)) => {
+                Error::Conflict(format!("An image with identifier {id} already exists"))
+            }
+            (Op::CreateV1, R::Invalid(m)) => {
+                Error::BadRequest(format!("Failed to reserve image. Got error: {m}"))
+            }
+            (Op::UpdateV1 | Op::RegistryUpdate, R::Invalid(m)) => {
+                Error::BadRequest(format!("Failed to update image metadata. Got error: {m}"))
+            }
+            (Op::UpdateV1, R::NotFound(id)) => {
+                Error::NotFound(format!("Failed to find image to update: {id}"))
+            }
+            (Op::UpdateV1, R::Conflict(_)) => Error::Conflict("Image operation conflicts".into()),
+            (Op::StartUpload, R::Conflict(_)) => {
+                Error::Conflict("Cannot upload to an unqueued image".into())
+            }
+            (Op::FinishUpload { id }, R::NotFound(_) | R::Conflict(_) | R::Forbidden(_)) => {
+                Error::PreconditionFailed(format!(
+                    "Image {id} could not be found after upload. The image may have been deleted during the upload."
+                ))
+            }
+            (Op::CreateV2, R::Duplicate(id)) => {
+                Error::Conflict(format!("Image with identifier {id} already exists!"))
+            }
+            (Op::Member { id, member }, R::MemberNotFound) => {
+                Error::NotFound(format!("Member {member} of image {id} not found"))
+            }
+            (Op::RegistryCreate, R::Invalid(m)) => {
+                Error::BadRequest(format!("Failed to add image metadata. Got error: {m}"))
+            }
+            (_, e) => Error::Registry(e),
+        }
+    }
+}
+
 impl Error {
     /// The HTTP status of this failure.
     pub fn status(&self) -> StatusCode {
@@ -126,9 +246,9 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Encode(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Registry(e) => match e {
                 R::NotFound(_) | R::MemberNotFound => StatusCode::NOT_FOUND,
                 R::Duplicate(_) | R::Conflict(_) => StatusCode::CONFLICT,
@@ -213,6 +333,54 @@ mod tests {
             ),
         ] {
             assert_eq!(err.status().as_u16(), code, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn registry_refusals_are_worded_per_request() {
+        let id = uuid::Uuid::nil();
+        let member = "tenant";
+        for (e, op, code, text) in [
+            (
+                registry::Error::NotFound(id),
+                RegistryOp::LoadV1 { segment: "x" },
+                404,
+                "Image with identifier x not found".to_string(),
+            ),
+            (
+                registry::Error::Forbidden("f".into()),
+                RegistryOp::UpdateV2 { id: &id },
+                404,
+                format!("No image found with ID {id}"),
+            ),
+            (
+                registry::Error::Invalid("bad".into()),
+                RegistryOp::CreateV1,
+                400,
+                "Failed to reserve image. Got error: bad".to_string(),
+            ),
+            (
+                registry::Error::Conflict("c".into()),
+                RegistryOp::FinishUpload { id: &id },
+                412,
+                format!("Image {id} could not be found after upload. The image may have been deleted during the upload."),
+            ),
+            (
+                registry::Error::MemberNotFound,
+                RegistryOp::Member { id: &id, member },
+                404,
+                format!("Member tenant of image {id} not found"),
+            ),
+            // What an operation does not word itself keeps the registry's text and status.
+            (
+                registry::Error::Conflict("busy".into()),
+                RegistryOp::CreateV2,
+                409,
+                "busy".to_string(),
+            ),
+        ] {
+            let err = Error::from_registry(e, op);
+            assert_eq!((err.status().as_u16(), err.to_string()), (code, text), "{op:?}");
         }
     }
 

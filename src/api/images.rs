@@ -18,6 +18,7 @@ use super::request::{
 };
 use super::{json_response, Error};
 use crate::auth::{Authenticator, Context, Policy};
+use crate::api::error::RegistryOp;
 use crate::http::body::{empty, Body};
 use crate::http::members_json::{decode_member, decode_memberships};
 use crate::http::meta_headers::{decode_image_meta, encode_image_meta, truthy, MetaHeaders};
@@ -339,12 +340,12 @@ impl ImagesService {
 
     /// Loads an image by the id in a path; anything that is not a known id is 404.
     pub(super) async fn load(&self, segment: &str) -> Result<Image, Error> {
-        let not_found = || Error::NotFound(format!("Image with identifier {segment} not found"));
-        let id = parse_image_id(segment).ok_or_else(not_found)?;
-        match self.catalog.get(&id).await {
-            Err(registry::Error::NotFound(_)) => Err(not_found()),
-            other => Ok(other?),
-        }
+        let op = RegistryOp::LoadV1 { segment };
+        let id = parse_image_id(segment).ok_or_else(|| op.not_found())?;
+        self.catalog
+            .get(&id)
+            .await
+            .map_err(|e| Error::from_registry(e, op))
     }
 
     /// Loads an image the caller may see; an invisible one is 404 like a missing one (§13).
@@ -514,15 +515,7 @@ impl ImagesService {
             .catalog
             .create(patch, status)
             .await
-            .map_err(|e| match e {
-                registry::Error::Duplicate(id) => {
-                    Error::Conflict(format!("An image with identifier {id} already exists"))
-                }
-                registry::Error::Invalid(m) => {
-                    Error::BadRequest(format!("Failed to reserve image. Got error: {m}"))
-                }
-                other => other.into(),
-            })?;
+            .map_err(|e| Error::from_registry(e, RegistryOp::CreateV1))?;
         let image = if with_body {
             self.upload(
                 image,
@@ -630,16 +623,7 @@ impl ImagesService {
             .catalog
             .update(&image.id, patch, options)
             .await
-            .map_err(|e| match e {
-                registry::Error::Invalid(m) => {
-                    Error::BadRequest(format!("Failed to update image metadata. Got error: {m}"))
-                }
-                registry::Error::NotFound(id) => {
-                    Error::NotFound(format!("Failed to find image to update: {id}"))
-                }
-                registry::Error::Conflict(_) => Error::Conflict("Image operation conflicts".into()),
-                other => other.into(),
-            })?;
+            .map_err(|e| Error::from_registry(e, RegistryOp::UpdateV1))?;
         let image = if with_body {
             self.upload(
                 image,

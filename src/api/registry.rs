@@ -9,6 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{json_response, Error};
+use crate::api::error::RegistryOp;
 use crate::http::body::{collect_limited, Body, CollectError};
 use crate::http::image_json::decode_registry_body;
 use crate::http::members_json::{decode_member, decode_member_status, decode_memberships};
@@ -189,12 +190,7 @@ impl RegistryService {
             .registry
             .create(request.patch, Status::Active)
             .await
-            .map_err(|e| match e {
-                crate::registry::Error::Invalid(m) => {
-                    Error::BadRequest(format!("Failed to add image metadata. Got error: {m}"))
-                }
-                other => other.into(),
-            })?;
+            .map_err(|e| Error::from_registry(e, RegistryOp::RegistryCreate))?;
         json_response(StatusCode::OK, &ImageBody { image: &image })
     }
 
@@ -216,12 +212,7 @@ impl RegistryService {
             .registry
             .update(&id, request.patch, options)
             .await
-            .map_err(|e| match e {
-                crate::registry::Error::Invalid(m) => {
-                    Error::BadRequest(format!("Failed to update image metadata. Got error: {m}"))
-                }
-                other => other.into(),
-            })?;
+            .map_err(|e| Error::from_registry(e, RegistryOp::RegistryUpdate))?;
         json_response(StatusCode::OK, &ImageBody { image: &image })
     }
 }

@@ -6,9 +6,10 @@ use uuid::Uuid;
 
 use super::images::ImagesService;
 use super::Error;
+use crate::api::error::RegistryOp;
 use crate::model::{Image, Status, HASH_ALGO};
 use crate::patch::ImagePatch;
-use crate::registry::{self, UpdateOptions};
+use crate::registry::UpdateOptions;
 use crate::store::{DataSource, Location};
 
 impl ImagesService {
@@ -23,17 +24,11 @@ impl ImagesService {
             status: Some(Status::Saving),
             ..Default::default()
         };
-        let image = match self
+        let image = self
             .catalog
             .update(&image.id, saving, from(Status::Queued))
             .await
-        {
-            Ok(image) => image,
-            Err(registry::Error::Conflict(_)) => {
-                return Err(Error::Conflict("Cannot upload to an unqueued image".into()))
-            }
-            Err(e) => return Err(e.into()),
-        };
+            .map_err(|e| Error::from_registry(e, RegistryOp::StartUpload))?;
         self.store_data(image, store, &mut source).await
     }
 
@@ -85,20 +80,14 @@ impl ImagesService {
         };
         match self.catalog.update(&id, active, from(current)).await {
             Ok(image) => Ok(image),
-            Err(
-                registry::Error::NotFound(_)
-                | registry::Error::Conflict(_)
-                | registry::Error::Forbidden(_),
-            ) => {
-                self.discard(&stored.location).await;
-                Err(Error::PreconditionFailed(format!(
-                    "Image {id} could not be found after upload. The image may have been deleted during the upload."
-                )))
-            }
             Err(e) => {
                 self.discard(&stored.location).await;
-                self.kill(&id, current).await;
-                Err(e.into())
+                let err = Error::from_registry(e, RegistryOp::FinishUpload { id: &id });
+                // A record that is gone or changed is not ours to kill.
+                if !matches!(err, Error::PreconditionFailed(_)) {
+                    self.kill(&id, current).await;
+                }
+                Err(err)
             }
         }
     }

@@ -1,5 +1,8 @@
 //! A client of the Registry API (§9): what `glint api` uses to reach a remote registry. Answers
-//! are turned back into the registry's own typed errors.
+//! are turned into this module's [`Error`], which mirrors the registry's refusals (the API maps
+//! one onto the other, so the client never depends on the registry).
+
+use std::fmt;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,8 +20,41 @@ use crate::http::wire::{
 };
 use crate::model::{Image, ImageMember, Member, MemberStatus, SharedImage};
 use crate::patch::{ImagePatch, UpdateOptions};
-use crate::registry::Error;
 use crate::timestamp::Timestamp;
+
+/// Why the remote registry did not do what was asked.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// No image with this id (404).
+    NotFound(Uuid),
+    /// An image with this id already exists (409 on create).
+    Duplicate(Uuid),
+    /// The registry refused the request as invalid (400); its message.
+    Invalid(String),
+    /// The change is not allowed on this image (403); the registry's message.
+    Forbidden(String),
+    /// The image is not in the expected state (409); the registry's message.
+    Conflict(String),
+    /// The tenant is not a member of the image.
+    MemberNotFound,
+    /// The registry could not be reached, failed, or gave a malformed answer.
+    Unavailable(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound(id) => write!(f, "Image {id} not found"),
+            Error::Duplicate(id) => write!(f, "Image with identifier {id} already exists!"),
+            Error::Invalid(m) | Error::Forbidden(m) | Error::Conflict(m) => f.write_str(m),
+            Error::MemberNotFound => f.write_str("Membership could not be found."),
+            Error::Unavailable(m) => write!(f, "registry unavailable: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
 
 /// Most bytes read from one registry answer (a page of 1000 detailed records fits easily).
 const MAX_RESPONSE: usize = 64 << 20;

@@ -2,19 +2,16 @@
 //! upload through a bounded channel, and error text that never carries a URL (signed URLs hold
 //! credentials).
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use bytes::Bytes;
+use http_body_util::channel::{Channel, Sender};
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{HeaderMap, CONTENT_LENGTH};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{DataSource, Error, Metered, Retrieved};
@@ -99,33 +96,28 @@ pub fn full(data: impl Into<Bytes>) -> OutBody {
         .boxed_unsync()
 }
 
-/// A request body fed through the returned sender; an `Err` sent aborts the request.
-pub fn channel_body() -> (mpsc::Sender<Result<Bytes, BoxError>>, OutBody) {
-    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    (tx, ChannelBody { rx }.boxed_unsync())
+/// A request body fed through the returned sender; [`Sender::abort`] aborts the request.
+fn channel_body() -> (Sender<Bytes, BoxError>, OutBody) {
+    let (tx, body) = Channel::new(CHANNEL_DEPTH);
+    (tx, body.boxed_unsync())
 }
 
-struct ChannelBody {
-    rx: mpsc::Receiver<Result<Bytes, BoxError>>,
-}
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|item| item.map(|r| r.map(Frame::data)))
-    }
+/// Sends `request` and returns the answer's head, its body left to the caller. Every store
+/// request goes through here, so a failure to reach a store always reads the same and never
+/// names the (possibly signed) URL.
+pub async fn send(
+    http: &HttpClient,
+    request: Request<OutBody>,
+    what: &str,
+) -> Result<Response<Incoming>, Error> {
+    http.request(request)
+        .await
+        .map_err(|e| Error::Unavailable(format!("{what} endpoint unreachable: {}", describe(&e))))
 }
 
 /// A store request started by [`send_streamed`] or [`send_full`], its answer still to come.
 pub struct Sending {
-    task: JoinHandle<Result<Response<Incoming>, hyper_util::client::legacy::Error>>,
+    task: JoinHandle<Result<Response<Incoming>, Error>>,
     what: &'static str,
 }
 
@@ -136,22 +128,21 @@ impl Sending {
         self.task
             .await
             .map_err(|e| Error::Backend(format!("{what} request task failed: {e}")))?
-            .map_err(|e| {
-                Error::Unavailable(format!("{what} endpoint unreachable: {}", describe(&e)))
-            })
     }
 }
 
 /// Starts `request` (its body fed by the caller) on a task of its own.
 fn start(http: &HttpClient, request: Request<OutBody>, what: &'static str) -> Sending {
+    // A clone of the client is a few reference counts; the task must own what it uses.
+    let http = http.clone();
     Sending {
-        task: tokio::spawn(http.request(request)),
+        task: tokio::spawn(async move { send(&http, request, what).await }),
         what,
     }
 }
 
 /// Builds a request from `builder` and `body`.
-fn build(
+pub fn build(
     builder: hyper::http::request::Builder,
     body: OutBody,
     what: &str,
@@ -223,7 +214,7 @@ pub async fn send_streamed<S: DataSource>(
 /// passed on (so the store request is aborted) and returned.
 async fn feed<S: DataSource>(
     source: &mut Metered<'_, S>,
-    sender: mpsc::Sender<Result<Bytes, BoxError>>,
+    mut sender: Sender<Bytes, BoxError>,
     limit: u64,
 ) -> Result<u64, Error> {
     let mut sent = 0u64;
@@ -235,14 +226,14 @@ async fn feed<S: DataSource>(
                     source.push_back(chunk.split_off(room as usize));
                 }
                 sent += chunk.len() as u64;
-                if sender.send(Ok(chunk)).await.is_err() {
+                if sender.send_data(chunk).await.is_err() {
                     // The request ended early; its own answer says why.
                     break;
                 }
             }
             Ok(None) => break,
             Err(e) => {
-                let _ = sender.send(Err(e.to_string().into())).await;
+                sender.abort(e.to_string().into());
                 return Err(e);
             }
         }
@@ -259,30 +250,23 @@ pub async fn call(
     length: Option<u64>,
     what: &str,
 ) -> Result<(StatusCode, Bytes), Error> {
-    call_with_headers(http, method, url, body, length, what)
-        .await
-        .map(|(status, body, _)| (status, body))
-}
-
-/// Like [`call`], also returning the answer's headers.
-pub async fn call_with_headers(
-    http: &HttpClient,
-    method: Method,
-    url: &str,
-    body: OutBody,
-    length: Option<u64>,
-    what: &str,
-) -> Result<(StatusCode, Bytes, HeaderMap), Error> {
     let mut builder = Request::builder().method(method).uri(url);
     if let Some(len) = length {
         builder = builder.header(CONTENT_LENGTH, len);
     }
-    let request = builder
-        .body(body)
-        .map_err(|e| Error::Backend(format!("cannot build {what} request: {e}")))?;
-    let response = http.request(request).await.map_err(|e| {
-        Error::Unavailable(format!("{what} endpoint unreachable: {}", describe(&e)))
-    })?;
+    call_with_headers(http, builder, body, what)
+        .await
+        .map(|(status, body, _)| (status, body))
+}
+
+/// Sends the request of `builder` with `body` and reads the whole (small) answer, headers too.
+pub async fn call_with_headers(
+    http: &HttpClient,
+    builder: hyper::http::request::Builder,
+    body: OutBody,
+    what: &str,
+) -> Result<(StatusCode, Bytes, HeaderMap), Error> {
+    let response = send(http, build(builder, body, what)?, what).await?;
     let status = response.status();
     let headers = response.headers().clone();
     let body = response

@@ -309,8 +309,9 @@ pub struct Stores {
     pub swift: Option<Swift>,
     /// The read-only HTTP store (always available).
     pub http: Http,
-    /// The store that takes uploads without `x-image-meta-store`.
-    default_store: String,
+    /// The store that takes uploads without `x-image-meta-store`: checked and resolved once,
+    /// so an upload that names no store does no name lookup.
+    default_backend: Backend,
 }
 
 impl Stores {
@@ -322,23 +323,28 @@ impl Stores {
         http: http_client::HttpClient,
         default_store: &str,
     ) -> Result<Stores, Error> {
-        let stores = Stores {
+        let mut stores = Stores {
             filesystem,
             s3,
             swift,
             http: Http::new(http),
-            default_store: default_store.to_string(),
+            default_backend: Backend::File,
         };
-        stores.check_name(default_store)?;
+        stores.default_backend = stores.backend(default_store)?;
         Ok(stores)
     }
 
     /// Fails unless `name` names a configured store.
     pub fn check_name(&self, name: &str) -> Result<(), Error> {
+        self.backend(name).map(|_| ())
+    }
+
+    /// The configured backend `name` means.
+    fn backend(&self, name: &str) -> Result<Backend, Error> {
         match backend_named(name) {
-            Some(Backend::File | Backend::Http) => Ok(()),
-            Some(Backend::S3) if self.s3.is_some() => Ok(()),
-            Some(Backend::Swift) if self.swift.is_some() => Ok(()),
+            Some(b @ (Backend::File | Backend::Http)) => Ok(b),
+            Some(Backend::S3) if self.s3.is_some() => Ok(Backend::S3),
+            Some(Backend::Swift) if self.swift.is_some() => Ok(Backend::Swift),
             _ => Err(Error::UnknownStore(name.to_string())),
         }
     }
@@ -368,14 +374,16 @@ impl Stores {
         source: &mut S,
         size_cap: u64,
     ) -> Result<Stored, Error> {
-        let name = store.unwrap_or(&self.default_store);
-        self.check_name(name)?;
+        let backend = match store {
+            Some(name) => self.backend(name)?,
+            None => self.default_backend,
+        };
         let mut metered = Metered::new(source, size_cap);
-        let location = match backend_named(name) {
-            Some(Backend::S3) => self.s3()?.put(&id.to_string(), &mut metered).await?,
-            Some(Backend::Swift) => self.swift()?.put(&id.to_string(), &mut metered).await?,
-            Some(Backend::Http) => return Err(Error::ReadOnly),
-            _ => self.filesystem.put(id, &mut metered).await?,
+        let location = match backend {
+            Backend::S3 => self.s3()?.put(&id.to_string(), &mut metered).await?,
+            Backend::Swift => self.swift()?.put(&id.to_string(), &mut metered).await?,
+            Backend::Http => return Err(Error::ReadOnly),
+            Backend::File => self.filesystem.put(id, &mut metered).await?,
         };
         let size = metered.size();
         let digests = match metered.finish().await {
@@ -427,13 +435,13 @@ impl Stores {
     /// The stores that take uploads, as `(name, description, is the default)`, for v2's
     /// `/v2/info/stores`.
     pub fn writable(&self) -> Vec<(&'static str, &'static str, bool)> {
-        let default = backend_named(&self.default_store);
-        let mut out = vec![("file", "Filesystem store", default == Some(Backend::File))];
+        let default = self.default_backend;
+        let mut out = vec![("file", "Filesystem store", default == Backend::File)];
         if self.s3.is_some() {
-            out.push(("s3", "S3 store", default == Some(Backend::S3)));
+            out.push(("s3", "S3 store", default == Backend::S3));
         }
         if self.swift.is_some() {
-            out.push(("swift", "Swift store", default == Some(Backend::Swift)));
+            out.push(("swift", "Swift store", default == Backend::Swift));
         }
         out
     }

@@ -359,17 +359,9 @@ impl S3 {
         let url = bucket
             .get_object(Some(&credentials), &loc.key)
             .sign(SIGNATURE_TTL);
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(url.as_str())
-            .body(http_client::empty())
-            .map_err(|e| Error::Backend(format!("cannot build S3 request: {e}")))?;
-        let response = self.http.request(request).await.map_err(|e| {
-            Error::Unavailable(format!(
-                "S3 endpoint unreachable: {}",
-                http_client::describe(&e)
-            ))
-        })?;
+        let builder = Request::builder().method(Method::GET).uri(url.as_str());
+        let request = http_client::build(builder, http_client::empty(), "S3")?;
+        let response = http_client::send(&self.http, request, "S3").await?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
             return Err(Error::NotFound(format!(

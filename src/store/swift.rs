@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
@@ -102,12 +101,7 @@ impl Swift {
             .header("x-auth-key", &self.config.key)
             .body(http_client::empty())
             .map_err(|_| Error::BadLocation("swift_store_auth_address is not a URL".into()))?;
-        let response = self.http.request(request).await.map_err(|e| {
-            Error::Unavailable(format!(
-                "Swift auth endpoint unreachable: {}",
-                http_client::describe(&e)
-            ))
-        })?;
+        let response = http_client::send(&self.http, request, "Swift auth").await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(Error::Forbidden(format!(
@@ -179,23 +173,8 @@ impl Swift {
             for (name, value) in headers {
                 builder = builder.header(*name, value);
             }
-            let request = builder
-                .body(body())
-                .map_err(|e| Error::Backend(format!("cannot build Swift request: {e}")))?;
-            let response = self.http.request(request).await.map_err(|e| {
-                Error::Unavailable(format!(
-                    "Swift endpoint unreachable: {}",
-                    http_client::describe(&e)
-                ))
-            })?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| Error::Unavailable(format!("reading the Swift answer failed: {e}")))?
-                .to_bytes();
+            let (status, bytes, headers) =
+                http_client::call_with_headers(&self.http, builder, body(), "Swift").await?;
             if status == StatusCode::UNAUTHORIZED && !renew {
                 continue;
             }
@@ -385,18 +364,12 @@ impl Swift {
     pub async fn get(&self, loc: &SwiftLocation) -> Result<Retrieved, Error> {
         for renew in [false, true] {
             let (storage, token) = self.session(renew).await?;
-            let request = Request::builder()
+            let builder = Request::builder()
                 .method(Method::GET)
                 .uri(format!("{storage}/{}/{}", loc.container, loc.object))
-                .header("x-auth-token", token)
-                .body(http_client::empty())
-                .map_err(|e| Error::Backend(format!("cannot build Swift request: {e}")))?;
-            let response = self.http.request(request).await.map_err(|e| {
-                Error::Unavailable(format!(
-                    "Swift endpoint unreachable: {}",
-                    http_client::describe(&e)
-                ))
-            })?;
+                .header("x-auth-token", token);
+            let request = http_client::build(builder, http_client::empty(), "Swift")?;
+            let response = http_client::send(&self.http, request, "Swift").await?;
             match response.status() {
                 StatusCode::UNAUTHORIZED if !renew => continue,
                 StatusCode::NOT_FOUND => {

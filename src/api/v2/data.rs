@@ -287,7 +287,5 @@ fn transition(image: &Image, to: &str) -> Error {
 }
 
 fn staging_off() -> Error {
-    Error::Registry(crate::registry::Error::Unavailable(
-        "the staging directory is not available (see the server log)".into(),
-    ))
+    Error::Unavailable("the staging directory is not available (see the server log)".into())
 }

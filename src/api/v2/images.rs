@@ -6,6 +6,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::{image_json, no_content, set_header};
 use crate::api::access::Api;
+use crate::api::error::RegistryOp;
 use crate::api::images::ImagesService;
 use crate::api::upload::from;
 use crate::api::{json_response, Error};
@@ -16,7 +17,7 @@ use crate::http::json_patch;
 use crate::http::query::{percent_decode, QueryParams};
 use crate::model::{Image, Status, MAX_NAME_LEN, MAX_TAGS};
 use crate::patch::ImagePatch;
-use crate::registry::{self, query_v2, MemberStatus, UpdateOptions};
+use crate::registry::{query_v2, MemberStatus, UpdateOptions};
 
 impl ImagesService {
     /// `POST /v2/images`: a queued image (201, `Location`).
@@ -34,12 +35,7 @@ impl ImagesService {
             .catalog
             .create(patch, Status::Queued)
             .await
-            .map_err(|e| match e {
-                registry::Error::Duplicate(id) => {
-                    Error::Conflict(format!("Image with identifier {id} already exists!"))
-                }
-                other => other.into(),
-            })?;
+            .map_err(|e| Error::from_registry(e, RegistryOp::CreateV2))?;
         let mut resp = image_json(StatusCode::CREATED, &image)?;
         set_header(
             &mut resp,
@@ -154,15 +150,11 @@ impl ImagesService {
                 image.id
             )));
         }
-        let deleted = match self.catalog.delete(&image.id).await {
-            Err(registry::Error::NotFound(_)) => {
-                return Err(Error::NotFound(format!(
-                    "No image found with ID {}",
-                    image.id
-                )))
-            }
-            other => other?,
-        };
+        let deleted = self
+            .catalog
+            .delete(&image.id)
+            .await
+            .map_err(|e| Error::from_registry(e, RegistryOp::DeleteV2 { id: &image.id }))?;
         self.remove_data(&deleted).await;
         Ok(no_content())
     }
@@ -301,19 +293,7 @@ impl ImagesService {
         self.catalog
             .update(&image.id, patch, options)
             .await
-            .map_err(|e| match e {
-                registry::Error::NotFound(id) => {
-                    Error::NotFound(format!("No image found with ID {id}"))
-                }
-                registry::Error::Forbidden(_) => {
-                    Error::NotFound(format!("No image found with ID {}", image.id))
-                }
-                registry::Error::Conflict(_) => Error::Conflict(format!(
-                    "Image {} changed status while the request ran; try again",
-                    image.id
-                )),
-                other => other.into(),
-            })
+            .map_err(|e| Error::from_registry(e, RegistryOp::UpdateV2 { id: &image.id }))
     }
 
     /// Removes the stored and the staged data of a deleted image (failures are logged).

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::no_content;
 use crate::api::access::Api;
+use crate::api::error::RegistryOp;
 use crate::api::images::ImagesService;
 use crate::api::{json_response, Error};
 use crate::auth::{access, Context};
@@ -170,10 +171,5 @@ impl ImagesService {
 }
 
 fn member_error(e: registry::Error, id: &uuid::Uuid, member: &str) -> Error {
-    match e {
-        registry::Error::MemberNotFound => {
-            Error::NotFound(format!("Member {member} of image {id} not found"))
-        }
-        other => other.into(),
-    }
+    Error::from_registry(e, RegistryOp::Member { id, member })
 }

@@ -17,11 +17,11 @@ use super::images::ImagesService;
 use super::request::read_small_body;
 use super::{json_response, Error};
 use crate::auth::Context;
+use crate::api::error::RegistryOp;
 use crate::http::body::{empty, Body};
 use crate::http::image_v2::BodyError;
 use crate::http::route_v2::V2Route;
 use crate::model::{parse_image_id, Image};
-use crate::registry;
 
 /// The v2 versions glint serves, newest (CURRENT) first: 2.7 brought `os_hidden` and the
 /// multihash, 2.6 the interoperable import.
@@ -124,12 +124,12 @@ impl ImagesService {
     /// Loads a live image the caller may see by the id in a v2 path: unknown, malformed,
     /// deleted and invisible (§13) ids are 404.
     pub(super) async fn load_v2(&self, ctx: &Context, segment: &str) -> Result<Image, Error> {
-        let not_found = || Error::NotFound(format!("No image found with ID {segment}"));
-        let id = parse_image_id(segment).ok_or_else(not_found)?;
+        let op = RegistryOp::LoadV2 { segment };
+        let id = parse_image_id(segment).ok_or_else(|| op.not_found())?;
         match self.catalog.get(&id).await {
             Ok(image) if !image.deleted && self.sees(ctx, &image).await? => Ok(image),
-            Ok(_) | Err(registry::Error::NotFound(_)) => Err(not_found()),
-            Err(e) => Err(e.into()),
+            Ok(_) => Err(op.not_found()),
+            Err(e) => Err(Error::from_registry(e, op)),
         }
     }
 }
