@@ -17,8 +17,8 @@ use super::request::{
     check_content_type, content_length, has_body, read_small_body, refuse_unread, take_body,
 };
 use super::{json_response, Error};
-use crate::auth::{Authenticator, Context, Policy};
 use crate::api::error::RegistryOp;
+use crate::auth::{Authenticator, Context, Policy};
 use crate::http::body::{empty, Body};
 use crate::http::members_json::{decode_member, decode_memberships};
 use crate::http::meta_headers::{decode_image_meta, encode_image_meta, truthy, MetaHeaders};

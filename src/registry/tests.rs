@@ -475,3 +475,66 @@ fn concurrent_durable_writes_all_complete() {
         .expect("concurrent durable writes did not complete within 120 s: deadlock");
     assert_eq!(written, TASKS * ROUNDS);
 }
+
+#[test]
+fn a_viewers_list_reads_only_public_own_and_shared_rows_at_20k_images() {
+    use super::query::Viewer;
+    let reg = Registry::temporary().unwrap();
+    // 2 000 projects with 10 private images each; five public images.
+    for i in 0..20_000u64 {
+        let patch = ImagePatch {
+            owner: Some(Some(format!("proj-{}", i % 2_000))),
+            is_public: Some(i % 4_000 == 7),
+            ..Default::default()
+        };
+        reg.create_unflushed(patch, Status::Active).unwrap();
+    }
+    // One image of project 99 is shared with project 42.
+    let mut of_99 = ListQuery::from_params([("is_public", "None")], Limits::default()).unwrap();
+    of_99.filters.owner = Some("proj-99".into());
+    let shared = reg
+        .list(&of_99)
+        .unwrap()
+        .into_iter()
+        .find(|i| i.owner.as_deref() == Some("proj-99") && !i.is_public)
+        .unwrap();
+    block_on(reg.add_member(&shared.id, "proj-42", None)).unwrap();
+    let mut q =
+        ListQuery::from_params([("is_public", "None"), ("limit", "100")], Limits::default())
+            .unwrap();
+    q.filters.viewer = Some(Viewer {
+        owner: Some("proj-42".into()),
+        member_status: None,
+    });
+    let before = reg.read_stats();
+    let rows = reg.list(&q).unwrap();
+    let after = reg.read_stats();
+    let own = rows
+        .iter()
+        .filter(|i| i.owner.as_deref() == Some("proj-42"))
+        .count();
+    let public = rows.iter().filter(|i| i.is_public).count();
+    assert_eq!(
+        (own, public, rows.len()),
+        (10, 5, 16),
+        "own, public, and the shared one"
+    );
+    assert!(rows.iter().any(|i| i.id == shared.id));
+    let read = after.records_read - before.records_read;
+    assert!(read <= 20, "read {read} records for 16 rows");
+    // Pending or not, v2 asks by status: an accepted-only viewer does not list it.
+    q.filters.viewer = Some(Viewer {
+        owner: Some("proj-42".into()),
+        member_status: Some(crate::model::MemberStatus::Accepted),
+    });
+    assert_eq!(reg.list(&q).unwrap().len(), 15);
+}
+
+/// Runs a future to completion on a fresh current-thread runtime.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}

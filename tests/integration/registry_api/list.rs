@@ -453,3 +453,51 @@ fn configured_limits_are_honoured() {
     assert_eq!(srv.list_ids("/images?limit=4").len(), 4);
     assert_eq!(srv.list_ids("/images?limit=6").len(), 4);
 }
+
+/// An API server relays the caller's view of a list (§13) in `x-glint-viewer-owner`; the
+/// registry believes it only from `registry_trusted_clients`.
+#[test]
+fn viewer_headers_are_refused_from_untrusted_peers_and_restrict_lists_from_trusted_ones() {
+    let seed = |reg: &glint::registry::Registry| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (name, owner, public) in [
+            ("mine", "p1", false),
+            ("theirs", "p2", false),
+            ("pub", "p2", true),
+        ] {
+            let patch = ImagePatch {
+                name: Some(Some(name.into())),
+                owner: Some(Some(owner.into())),
+                is_public: Some(public),
+                ..Default::default()
+            };
+            rt.block_on(reg.create(patch, glint::model::Status::Active))
+                .unwrap();
+        }
+    };
+    let headers = [
+        ("x-glint-viewer-owner", "p1"),
+        ("x-glint-viewer-member-status", "any"),
+    ];
+    let untrusted = TestServer::start_with(Limits::default(), seed);
+    let refused = untrusted.request("GET", "/images/detail?is_public=None", &headers, "");
+    refused.assert_error(403, "registry_trusted_clients");
+
+    let trusted =
+        TestServer::start_trusting(Limits::default(), seed, vec!["127.0.0.1".parse().unwrap()]);
+    let reply = trusted.request("GET", "/images/detail?is_public=None", &headers, "");
+    let names: BTreeSet<String> = reply.ok_json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["mine".to_string(), "pub".to_string()])
+    );
+    // Without the headers, the registry lists as before (the no-auth admin).
+    assert_eq!(trusted.list("/images/detail?is_public=None").len(), 3);
+}

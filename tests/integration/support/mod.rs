@@ -254,6 +254,16 @@ impl TestServer {
 
     /// A server with `limits` whose registry `seed` fills before the first request.
     pub fn start_with(limits: Limits, seed: impl FnOnce(&Registry)) -> TestServer {
+        TestServer::start_trusting(limits, seed, Vec::new())
+    }
+
+    /// Like [`TestServer::start_with`], believing the viewer headers of `trusted` peers
+    /// (`registry_trusted_clients`).
+    pub fn start_trusting(
+        limits: Limits,
+        seed: impl FnOnce(&Registry),
+        trusted: Vec<std::net::IpAddr>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let registry = Arc::new(Registry::open(&dir.path().join("registry")).unwrap());
         seed(&registry);
@@ -267,7 +277,8 @@ impl TestServer {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let service = Arc::new(RegistryService::new(registry.clone(), limits));
+        let service =
+            Arc::new(RegistryService::new(registry.clone(), limits).with_trusted_clients(trusted));
         let task = rt.spawn(async move {
             glint::server::serve(listener, service, None, async {
                 let _ = rx.await;
