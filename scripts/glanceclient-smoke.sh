@@ -67,8 +67,13 @@ stop_server() {
 trap stop_server EXIT
 
 : >"$work/server.log"
-# Every inherited GLINT_* setting is dropped so the server runs with its defaults.
-env $(env | sed -n 's/^\(GLINT_[A-Z_]*\)=.*/-u \1/p') \
+# Every inherited GLINT_* setting is dropped so the server runs with its defaults; a test that
+# wants settings passes them as SMOKE_GLINT_* (e.g. SMOKE_GLINT_FLAVOR=keystone).
+server_env=()
+while IFS='=' read -r name value; do
+    [[ $name == SMOKE_GLINT_* ]] && server_env+=("${name#SMOKE_}=$value")
+done < <(env)
+env $(env | sed -n 's/^\(GLINT_[A-Z_]*\)=.*/-u \1/p') "${server_env[@]}" \
     "$glint" serve --bind-host 127.0.0.1 --api-port 0 --registry-port 0 \
     --data-dir "$work/data" 2>"$work/server.log" &
 server_pid=$!

@@ -24,7 +24,44 @@ fn v2_clients_smoke() {
     );
 }
 
+/// glanceclient v1 and v2 and both CLIs with real Keystone tokens
+/// (scripts/identity_clients_smoke.py against `glint serve` with `flavor = keystone`).
+#[test]
+fn identity_clients_smoke() {
+    let Some(vars) = crate::stores_support::service_vars(
+        "Keystone",
+        "start-keystone.sh",
+        &[
+            "KEYSTONE_URL",
+            "KEYSTONE_SERVICE_USER",
+            "KEYSTONE_SERVICE_PASSWORD",
+            "KEYSTONE_SERVICE_PROJECT",
+        ],
+    ) else {
+        return;
+    };
+    let env = [
+        ("SMOKE_GLINT_FLAVOR", "keystone"),
+        ("SMOKE_GLINT_KEYSTONE_AUTHTOKEN_AUTH_URL", vars[0].as_str()),
+        ("SMOKE_GLINT_KEYSTONE_AUTHTOKEN_USERNAME", vars[1].as_str()),
+        ("SMOKE_GLINT_KEYSTONE_AUTHTOKEN_PASSWORD", vars[2].as_str()),
+        (
+            "SMOKE_GLINT_KEYSTONE_AUTHTOKEN_PROJECT_NAME",
+            vars[3].as_str(),
+        ),
+    ];
+    run_smoke_with(
+        "scripts/identity_clients_smoke.py",
+        "identity clients smoke test passed",
+        &env,
+    );
+}
+
 fn run_smoke(python_script: &str, last_line: &str) {
+    run_smoke_with(python_script, last_line, &[]);
+}
+
+fn run_smoke_with(python_script: &str, last_line: &str, env: &[(&str, &str)]) {
     if std::env::var_os("GLINT_SKIP_PYTHON").is_some() {
         eprintln!("{python_script}: skipped (GLINT_SKIP_PYTHON is set)");
         return;
@@ -35,6 +72,7 @@ fn run_smoke(python_script: &str, last_line: &str) {
         .arg(&script)
         .arg(root.join(python_script))
         .env("GLINT_BIN", env!("CARGO_BIN_EXE_glint"))
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
     let stdout = String::from_utf8_lossy(&output.stdout);
