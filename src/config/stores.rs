@@ -2,7 +2,7 @@
 //! and then complete.
 
 use super::{parse, parse_bool, required, ConfigError, RawConfig};
-use crate::store::{S3Config, SwiftConfig};
+use crate::store::{S3Config, SwiftAuth, SwiftConfig};
 
 /// The S3 store's settings: present when `s3_store_host` is set, and then complete.
 pub(super) fn resolve_s3(raw: &RawConfig) -> Result<Option<S3Config>, ConfigError> {
@@ -62,7 +62,7 @@ pub(super) fn resolve_s3(raw: &RawConfig) -> Result<Option<S3Config>, ConfigErro
 }
 
 /// The Swift store's settings: present when `swift_store_auth_address` is set, and then
-/// complete. Only tempauth (auth version 1) is supported so far.
+/// complete. Auth version 1 (tempauth) or 3 (Keystone v3).
 pub(super) fn resolve_swift(raw: &RawConfig) -> Result<Option<SwiftConfig>, ConfigError> {
     let Some(address) = raw
         .get("swift_store_auth_address")
@@ -70,13 +70,53 @@ pub(super) fn resolve_swift(raw: &RawConfig) -> Result<Option<SwiftConfig>, Conf
     else {
         return Ok(None);
     };
-    parse(
+    let v3 = parse(
         raw,
         "swift_store_auth_version",
         "1",
-        "1 (tempauth; keystone v2/v3 are not supported yet)",
-        |v| (v == "1" || v == "1.0").then_some(()),
+        "1 (tempauth) or 3 (Keystone v3; v2 is gone from Keystone)",
+        |v| match v {
+            "1" | "1.0" => Some(false),
+            "3" => Some(true),
+            _ => None,
+        },
     )?;
+    let auth = if v3 {
+        let name = |v: &str| (!v.is_empty()).then(|| v.to_string());
+        SwiftAuth::V3 {
+            user_domain: parse(
+                raw,
+                "swift_store_user_domain_name",
+                "Default",
+                "a domain name",
+                name,
+            )?,
+            project_domain: parse(
+                raw,
+                "swift_store_project_domain_name",
+                "Default",
+                "a domain name",
+                name,
+            )?,
+            region: parse(raw, "swift_store_region", "", "a region name", |v| {
+                Some(name(v))
+            })?,
+            interface: parse(
+                raw,
+                "swift_store_endpoint_type",
+                "publicURL",
+                "publicURL, internalURL or adminURL",
+                |v| match v {
+                    "publicURL" | "public" => Some("public".to_string()),
+                    "internalURL" | "internal" => Some("internal".to_string()),
+                    "adminURL" | "admin" => Some("admin".to_string()),
+                    _ => None,
+                },
+            )?,
+        }
+    } else {
+        SwiftAuth::V1
+    };
     let auth_address = if address.starts_with("http://") || address.starts_with("https://") {
         address
     } else {
@@ -96,7 +136,22 @@ pub(super) fn resolve_swift(raw: &RawConfig) -> Result<Option<SwiftConfig>, Conf
     };
     Ok(Some(SwiftConfig {
         auth_address: auth_address.trim_end_matches('/').to_string(),
-        user: required("swift_store_user")?,
+        user: {
+            let user = required("swift_store_user")?;
+            if matches!(auth, SwiftAuth::V3 { .. }) && !user.contains(':') {
+                return Err(ConfigError::InvalidValue {
+                    option: "swift_store_user".into(),
+                    value: user,
+                    origin: raw
+                        .get("swift_store_user")
+                        .map(|s| s.origin.clone())
+                        .unwrap_or_default(),
+                    expected: "project:user (swift_store_auth_version = 3)".into(),
+                });
+            }
+            user
+        },
+        auth,
         key: required("swift_store_key")?,
         container: parse(
             raw,

@@ -26,7 +26,7 @@ pub use filesystem::Filesystem;
 pub use http::Http;
 pub use location::Location;
 pub use s3::{S3Config, S3};
-pub use swift::{Swift, SwiftConfig};
+pub use swift::{Swift, SwiftAuth, SwiftConfig};
 
 /// Why a store operation failed.
 #[derive(Debug)]

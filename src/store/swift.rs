@@ -1,4 +1,4 @@
-//! The Swift store (OpenStack Swift, tempauth v1): objects below the large-object size go as one
+//! The Swift store (OpenStack Swift; tempauth v1 or Keystone v3 auth): objects below the large-object size go as one
 //! sized PUT streamed from the upload; larger ones, or ones of unknown size, as segments
 //! `<object>-00001`, `<object>-00002`, … of at most the chunk size, each streamed from the upload
 //! (sized when the upload's size is known, chunked otherwise), then a zero-byte manifest with
@@ -18,12 +18,33 @@ use serde::Deserialize;
 use super::http_client::{self, HttpClient, OutBody, Span};
 use super::{DataSource, Error, Location, Metered, Retrieved};
 
+/// How the Swift store authenticates (`swift_store_auth_version`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwiftAuth {
+    /// `1`: tempauth/swauth, `X-Auth-User` and `X-Auth-Key` against the auth address.
+    V1,
+    /// `3`: Keystone v3 password authentication scoped to the project of `project:user`; the
+    /// storage URL is the catalog's `object-store` endpoint.
+    V3 {
+        /// `swift_store_user_domain_name` (default `Default`).
+        user_domain: String,
+        /// `swift_store_project_domain_name` (default `Default`).
+        project_domain: String,
+        /// `swift_store_region`: the catalog region to take, if several.
+        region: Option<String>,
+        /// `swift_store_endpoint_type` as a v3 interface (`public`, `internal`, `admin`).
+        interface: String,
+    },
+}
+
 /// The Swift store's settings (`swift_store_*` options).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwiftConfig {
-    /// Auth endpoint, e.g. `http://127.0.0.1:8080/auth/v1.0`.
+    /// Auth endpoint, e.g. `http://127.0.0.1:8080/auth/v1.0`, or the Keystone URL.
     pub auth_address: String,
-    /// `account:user`.
+    /// How to authenticate there.
+    pub auth: SwiftAuth,
+    /// `account:user` (v1) or `project:user` (v3).
     pub user: String,
     /// The user's key.
     pub key: String,
@@ -83,6 +104,37 @@ struct Listed {
     name: String,
 }
 
+/// The parts of a Keystone v3 token body the store reads.
+#[derive(Deserialize)]
+struct KeystoneToken {
+    token: KeystoneTokenInfo,
+}
+
+#[derive(Deserialize)]
+struct KeystoneTokenInfo {
+    expires_at: String,
+    #[serde(default)]
+    catalog: Vec<CatalogService>,
+}
+
+#[derive(Deserialize)]
+struct CatalogService {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    endpoints: Vec<CatalogEndpoint>,
+}
+
+#[derive(Deserialize)]
+struct CatalogEndpoint {
+    interface: String,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    region_id: Option<String>,
+    url: String,
+}
+
 impl Swift {
     /// A store for `config` on the stores' shared client (authenticates on first use).
     pub fn new(config: SwiftConfig, http: HttpClient) -> Swift {
@@ -94,6 +146,105 @@ impl Swift {
     }
 
     async fn authenticate(&self) -> Result<(String, String), Error> {
+        let (storage_url, token, expires) = match &self.config.auth {
+            SwiftAuth::V1 => self.authenticate_v1().await?,
+            SwiftAuth::V3 { .. } => self.authenticate_v3().await?,
+        };
+        if let Ok(mut cached) = self.session.lock() {
+            *cached = Some(Session {
+                storage_url: storage_url.clone(),
+                token: token.clone(),
+                expires,
+            });
+        }
+        Ok((storage_url, token))
+    }
+
+    /// Keystone v3: a project-scoped token and the `object-store` endpoint of its catalog.
+    async fn authenticate_v3(&self) -> Result<(String, String, Option<Instant>), Error> {
+        let SwiftAuth::V3 {
+            user_domain,
+            project_domain,
+            region,
+            interface,
+        } = &self.config.auth
+        else {
+            return Err(Error::Backend("not a Keystone v3 store".into()));
+        };
+        let (project, user) = self.config.user.split_once(':').ok_or_else(|| {
+            Error::BadLocation("swift_store_user must be project:user for auth version 3".into())
+        })?;
+        let base = self.config.auth_address.trim_end_matches('/');
+        let url = if base.ends_with("/v3") {
+            format!("{base}/auth/tokens")
+        } else {
+            format!("{base}/v3/auth/tokens")
+        };
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": user_domain}, "password": self.config.key,
+            }}},
+            "scope": {"project": {"name": project, "domain": {"name": project_domain}}},
+        }});
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(&url)
+            .header("content-type", "application/json")
+            .body(http_client::full(body.to_string()))
+            .map_err(|_| Error::BadLocation("swift_store_auth_address is not a URL".into()))?;
+        let response = http_client::send(&self.http, request, "Keystone (Swift auth)").await?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(Error::Forbidden(format!(
+                "Keystone refused the credentials of Swift user {} ({status})",
+                self.config.user
+            )));
+        }
+        let token = response
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let answer = http_client::answer_text(response).await;
+        let (true, Some(token)) = (status.is_success(), token) else {
+            return Err(Error::Backend(format!("Keystone auth answered {status}")));
+        };
+        let catalog: KeystoneToken = serde_json::from_slice(&answer).map_err(|e| {
+            Error::Backend(format!("Keystone sent a token body glint cannot read: {e}"))
+        })?;
+        let storage_url = catalog
+            .token
+            .catalog
+            .iter()
+            .filter(|s| s.kind == "object-store")
+            .flat_map(|s| &s.endpoints)
+            .find(|e| {
+                e.interface == *interface
+                    && region.as_ref().is_none_or(|r| {
+                        e.region.as_deref() == Some(r) || e.region_id.as_deref() == Some(r)
+                    })
+            })
+            .map(|e| e.url.trim_end_matches('/').to_string())
+            .ok_or_else(|| {
+                Error::Backend(format!(
+                    "Keystone's catalog has no {interface} object-store endpoint{}",
+                    region
+                        .as_ref()
+                        .map(|r| format!(" in region {r}"))
+                        .unwrap_or_default()
+                ))
+            })?;
+        let expires = crate::timestamp::Timestamp::parse(&catalog.token.expires_at)
+            .ok()
+            .map(|at| {
+                let left = at.as_micros() - crate::timestamp::Timestamp::now().as_micros();
+                Instant::now() + Duration::from_micros(left.max(0) as u64)
+            });
+        Ok((storage_url, token, expires))
+    }
+
+    /// tempauth: `X-Auth-User` / `X-Auth-Key`, answered with `X-Storage-Url` and a token.
+    async fn authenticate_v1(&self) -> Result<(String, String, Option<Instant>), Error> {
         let request = Request::builder()
             .method(Method::GET)
             .uri(&self.config.auth_address)
@@ -125,14 +276,7 @@ impl Swift {
         let expires = header("x-auth-token-expires")
             .and_then(|secs| secs.trim().parse::<u64>().ok())
             .map(|secs| Instant::now() + Duration::from_secs(secs));
-        if let Ok(mut cached) = self.session.lock() {
-            *cached = Some(Session {
-                storage_url: storage_url.clone(),
-                token: token.clone(),
-                expires,
-            });
-        }
-        Ok((storage_url, token))
+        Ok((storage_url, token, expires))
     }
 
     /// `(storage URL, token)`: the cached ones, unless `renew` asks for new ones or the token
