@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs and starts whatever the tests need (idempotently), then runs
-# every test. Needs ../shared beside the project (the store servers' scripts).
+# every test. The servers' scripts are the project's own, in scripts/services (GLINT_SERVICES_DIR
+# points elsewhere if wanted).
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ if ! command -v openssl >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq openssl >/dev/null
 fi
 
-services=${GLINT_SERVICES_DIR:-../shared/services}
+services=${GLINT_SERVICES_DIR:-scripts/services}
 if [ ! -d "$services" ]; then
     echo "scripts/test.sh: $services not found; the store tests need its S3, Swift and HTTP servers" >&2
     exit 1
