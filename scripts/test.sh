@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs and starts whatever the tests need (idempotently), then runs
-# every test. Needs ../shared beside the project (the store servers' scripts).
+# every test. The servers' scripts are the project's own, in scripts/services (GLINT_SERVICES_DIR
+# points elsewhere if wanted).
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +17,9 @@ if ! command -v openssl >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq openssl >/dev/null
 fi
 
-services=${GLINT_SERVICES_DIR:-../shared/services}
+services=${GLINT_SERVICES_DIR:-scripts/services}
 if [ ! -d "$services" ]; then
-    echo "scripts/test.sh: $services not found; the store tests need its S3, Swift and HTTP servers" >&2
+    echo "scripts/test.sh: $services not found; the tests need its Keystone, S3, Swift and HTTP servers" >&2
     exit 1
 fi
 
@@ -26,16 +27,18 @@ fi
 # GLINT_KEEP_SERVICES=1 keeps them for the next run.
 stop_services() {
     if [ "${GLINT_KEEP_SERVICES:-0}" != 1 ]; then
-        for service in s3 swift http; do
+        for service in s3 swift http keystone; do
             "$services/stop-$service.sh" >/dev/null 2>&1 || true
         done
     fi
 }
 trap stop_services EXIT
 
-# Real S3 (Ceph radosgw), Swift and nginx on loopback. A server that cannot start fails the
-# run here, loudly: store tests are never skipped silently.
-for service in s3 swift http; do
+# A real Keystone, S3 (Ceph radosgw), Swift (tempauth, and Keystone on a second proxy) and nginx
+# on loopback. Keystone comes first: start-swift.sh registers Swift in it (it would start it
+# itself otherwise). A server that cannot start fails the run here, loudly: store tests are
+# never skipped silently.
+for service in keystone s3 swift http; do
     echo "== starting the $service test server" >&2
     if ! out=$("$services/start-$service.sh"); then
         echo "scripts/test.sh: the $service test server did not start (see above)" >&2

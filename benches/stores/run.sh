@@ -4,7 +4,7 @@
 # against the store server with curl in the same run. Target: glint >= 90% of the direct throughput,
 # with flat memory.
 #
-#   s3     Ceph radosgw (../shared/services/start-s3.sh). Direct: curl --aws-sigv4 PUT of the file
+#   s3     Ceph radosgw (scripts/services/start-s3.sh). Direct: curl --aws-sigv4 PUT of the file
 #          (one sized PUT) and GET. Through glint: POST /v1/images with Content-Length (above the
 #          multipart threshold: a multipart upload), POST chunked (size unknown: multipart too), GET.
 #          Each S3_VARIANTS entry (threshold:part size, in MB) gets its own fresh glint.
@@ -38,7 +38,7 @@
 #   CHUNKED=1                       also upload chunked (Transfer-Encoding: chunked) through glint
 #   SHM_DIR=/dev/shm                tmpfs for the source file (falls back to DATA_PARENT if full)
 #   DATA_PARENT=${TMPDIR:-/tmp}     where glint's data dirs and logs go
-#   SERVICES=<repo>/../shared/services   the store server scripts
+#   SERVICES=<repo>/scripts/services      the store server scripts
 #   GLINT_BIN=path/to/glint         measure this build instead of building the tree (before/after)
 # Units: MB/s = 10^6 bytes/s; MiB = 2^20 bytes.
 set -eEuo pipefail
@@ -54,7 +54,7 @@ SWIFT_VARIANTS=${SWIFT_VARIANTS:-5120:200 200:200}
 CHUNKED=${CHUNKED:-1}
 SHM_DIR=${SHM_DIR:-/dev/shm}
 DATA_PARENT=${DATA_PARENT:-${TMPDIR:-/tmp}}
-SERVICES=${SERVICES:-$root/../shared/services}
+SERVICES=${SERVICES:-$root/scripts/services}
 GLINT_BIN=${GLINT_BIN:-}
 TARGET_PCT=90
 

@@ -2,7 +2,7 @@
 //! (tempauth) and the read-only http store (nginx), each driven through glint's Images API, with
 //! what glint left in the real server checked with the server's own API.
 //!
-//! The servers come from `../shared/services/start-*.sh` (started by `scripts/test.sh`); their
+//! The servers come from `scripts/services/start-*.sh` (started by `scripts/test.sh`); their
 //! variables are read from the environment. A missing server fails the test when
 //! `GLINT_REQUIRE_STORES=1` (CI) and is reported with a loud `SKIPPED:` line otherwise.
 //!

@@ -1,5 +1,5 @@
 //! Support for the store tests against real servers on loopback (Ceph radosgw for S3, Swift with
-//! tempauth, nginx for the http store; see `../shared/services/README.md`):
+//! tempauth, nginx for the http store; see `scripts/services/README.md`):
 //!
 //! * reading the servers' variables from the environment, failing when `GLINT_REQUIRE_STORES=1`
 //!   (CI) and printing a loud `SKIPPED:` line otherwise ([`s3_env`], [`swift_env`], [`http_env`]);
@@ -66,7 +66,7 @@ pub fn service_vars(service: &str, script: &str, vars: &[&str]) -> Option<Vec<St
     }
     let why = format!(
         "the {service} test server is missing: {} not set (start it with \
-         `out=$(../shared/services/{script}) && eval \"$out\"`, or run scripts/test.sh)",
+         `out=$(scripts/services/{script}) && eval \"$out\"`, or run scripts/test.sh)",
         missing.join(", ")
     );
     if std::env::var(REQUIRE_STORES).as_deref() == Ok("1") {

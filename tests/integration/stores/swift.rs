@@ -498,7 +498,7 @@ fn swift_checksum_mismatch_kills_the_image_and_removes_the_manifest_and_segments
 /// configuration that `start-swift.sh` wrote under `SWIFT_STATE_DIR`.
 fn swift_memcached() -> String {
     let dir = std::env::var("SWIFT_STATE_DIR")
-        .expect("SWIFT_STATE_DIR is not set: start Swift with ../shared/services/start-swift.sh");
+        .expect("SWIFT_STATE_DIR is not set: start Swift with scripts/services/start-swift.sh");
     let conf = std::fs::read_to_string(format!("{dir}/etc/proxy-server.conf")).unwrap();
     conf.lines()
         .find_map(|l| l.trim().strip_prefix("memcache_servers"))
