@@ -611,3 +611,102 @@ fn swift_expired_token_is_renewed_once_and_reads_uploads_and_deletes_go_on() {
     assert_eq!(deleted.status.as_u16(), 200, "{deleted:?}");
     assert_nothing_in_swift(&w.direct, &id);
 }
+
+/// The Swift store authenticating with Keystone v3 (`swift_store_auth_version = 3`) against the
+/// Swift proxy that only knows Keystone tokens (scripts/services/start-swift.sh wires it): a
+/// sized object and a segmented chunked upload read back identical and are deleted, and a wrong
+/// password is refused clearly without showing it.
+#[test]
+fn swift_with_keystone_v3_auth_stores_reads_back_and_deletes() {
+    let Some(v) = crate::stores_support::service_vars(
+        "Swift with Keystone",
+        "start-swift.sh",
+        &[
+            "SWIFT_KEYSTONE_AUTH_URL",
+            "SWIFT_KEYSTONE_USER",
+            "SWIFT_KEYSTONE_KEY",
+            "SWIFT_KEYSTONE_PROJECT",
+        ],
+    ) else {
+        return;
+    };
+    let (auth_url, user, key, project) = (&v[0], &v[1], &v[2], &v[3]);
+    let config = |password: &str| {
+        vec![
+            (
+                "GLINT_SWIFT_STORE_AUTH_VERSION".to_string(),
+                "3".to_string(),
+            ),
+            (
+                "GLINT_SWIFT_STORE_AUTH_ADDRESS".to_string(),
+                auth_url.clone(),
+            ),
+            (
+                "GLINT_SWIFT_STORE_USER".to_string(),
+                format!("{project}:{user}"),
+            ),
+            ("GLINT_SWIFT_STORE_KEY".to_string(), password.to_string()),
+            ("GLINT_SWIFT_STORE_CONTAINER".to_string(), unique_name()),
+            (
+                "GLINT_SWIFT_STORE_CREATE_CONTAINER_ON_PUT".to_string(),
+                "true".to_string(),
+            ),
+            (
+                "GLINT_SWIFT_STORE_LARGE_OBJECT_SIZE".to_string(),
+                LARGE_MB.to_string(),
+            ),
+            (
+                "GLINT_SWIFT_STORE_LARGE_OBJECT_CHUNK_SIZE".to_string(),
+                CHUNK_MB.to_string(),
+            ),
+        ]
+    };
+    let glint = Glint::start(&config(key), true);
+    let sized = test_data((MIB + 777) as usize, 31);
+    let chunked = test_data((CHUNK_MB * MIB + 4321) as usize, 32);
+    for (name, data, payload) in [
+        (
+            "ks-sized",
+            &sized,
+            Payload::Sized(Bytes::from(sized.clone())),
+        ),
+        (
+            "ks-chunked",
+            &chunked,
+            Payload::Chunked(
+                chunked
+                    .chunks(1 << 20)
+                    .map(Bytes::copy_from_slice)
+                    .collect(),
+            ),
+        ),
+    ] {
+        let md5 = md5_hex(data);
+        let reply = glint.upload(name, &[("x-image-meta-store", "swift")], payload);
+        let id = assert_uploaded(&reply, data.len() as u64, &md5);
+        let got = assert_download(&glint, &id, data.len() as u64, &md5, true).unwrap();
+        assert!(got == *data, "{name}: downloaded bytes differ");
+        assert_eq!(glint.delete(&id).status.as_u16(), 200);
+        assert_eq!(glint.download(&id, false).status.as_u16(), 404);
+    }
+    let log = glint.log();
+    drop(glint);
+    assert_no_secret(&log, &[key.as_str()], "glint's log (Keystone Swift)");
+
+    let wrong = "wrong-keystone-passw0rd";
+    let glint = Glint::start(&config(wrong), true);
+    let reply = glint.upload(
+        "ks-denied",
+        &[("x-image-meta-store", "swift")],
+        Payload::Sized(Bytes::from(vec![7u8; 4096])),
+    );
+    assert_clear_error(
+        &reply,
+        403,
+        &["Keystone refused the credentials"],
+        &[wrong, key.as_str()],
+    );
+    let log = glint.log();
+    drop(glint);
+    assert_no_secret(&log, &[wrong], "glint's log (wrong Keystone password)");
+}
