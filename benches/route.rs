@@ -1,6 +1,7 @@
 //! The path matchers, run on every request before anything else: `match_api_route` (Images API,
 //! with its version negotiation) and `match_registry_route`, over the requests a deployment sees
-//! most (HEAD and GET of an image, lists, an upload), plus a 404 and a 405.
+//! most (HEAD and GET of an image, lists, an upload; v1 and v2), plus a 404 and a 405 of each and
+//! the versions-document fallback.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -25,7 +26,10 @@ fn main() {
 fn bench_api(c: &mut Criterion) {
     let image = format!("/v1/images/{ID}");
     let members = format!("/v1/images/{ID}/members/tenant-b");
-    let cases: [(&str, Method, &str, Option<&str>); 7] = [
+    let v2_image = format!("/v2/images/{ID}");
+    let v2_file = format!("/v2/images/{ID}/file");
+    let v2_member = format!("/v2/images/{ID}/members/tenant-b");
+    let cases: [(&str, Method, &str, Option<&str>); 14] = [
         ("head_image", Method::HEAD, &image, None),
         ("get_image", Method::GET, &image, None),
         ("detail", Method::GET, "/v1/images/detail", None),
@@ -38,6 +42,20 @@ fn bench_api(c: &mut Criterion) {
         ),
         ("member_wrong_method", Method::GET, &members, None),
         ("not_found", Method::GET, "/v1/nothing/here", None),
+        // No version in the path or Accept: the versions document (300).
+        ("versions_fallback", Method::GET, "/", None),
+        // v2 is matched behind the same entry point, after the `/v2` prefix.
+        ("v2_show", Method::GET, &v2_image, None),
+        ("v2_list", Method::GET, "/v2/images", None),
+        ("v2_upload", Method::PUT, &v2_file, None),
+        ("v2_member", Method::GET, &v2_member, None),
+        (
+            "v2_schema_wrong_method",
+            Method::DELETE,
+            "/v2/schemas/image",
+            None,
+        ),
+        ("v2_not_found", Method::GET, "/v2/nothing", None),
     ];
     let mut group = c.benchmark_group("route/api");
     for (name, method, path, accept) in &cases {
