@@ -1,6 +1,7 @@
 //! Registry operations at 10 000, 100 000 and 1 000 000 records: insert, get by id, lists
-//! filtered by name, by a rare status and by a size range (10 hits each), and a page sorted by
-//! name after a marker.
+//! filtered by name, by a rare status and by a size range (10 hits each), a page sorted by
+//! name after a marker, and the lists of a non-admin caller (§13): its default page, and its own
+//! 10 private images among all the others.
 //!
 //! Each dataset (see `support/dataset.rs`) is loaded once per size, into a temporary sled
 //! database. `GLINT_BENCH_SIZES=10000,100000` picks sizes; without it `cargo bench` runs all three
@@ -20,6 +21,9 @@ use glint::model::Status;
 use glint::registry::{Limits, ListQuery, Registry, SortDir, SortKey};
 
 use dataset::{Dataset, RARE_STATUS, RARE_STATUS_ROWS, SHARED_NAME_ROWS};
+
+/// The owner of the 10 private images of the viewer benches.
+const SMALL_PROJECT: &str = "bench-small-project";
 
 /// Sizes when `GLINT_BENCH_SIZES` is unset.
 const DEFAULT_SIZES: &[usize] = &[10_000, 100_000, 1_000_000];
@@ -94,21 +98,46 @@ fn bench_size(c: &mut Criterion, n: usize) {
         ..ListQuery::new(Limits::default())
     };
 
-    // Check the workload before timing it, and show how much each query reads. Every query has
-    // the default visibility (public only), as a Registry API request without `is_public` would.
+    // A small project: 10 private images among the n others, none shared.
+    for i in 0..10u64 {
+        let mut patch = dataset::insert_patch(1_000_000_000 + i);
+        patch.owner = Some(Some(SMALL_PROJECT.into()));
+        reg.create_unflushed(patch, Status::Active).unwrap();
+    }
+    let viewer = || {
+        Some(glint::registry::query::Viewer {
+            owner: Some(SMALL_PROJECT.into()),
+            member_status: None,
+        })
+    };
+    // What v1 lists for that project by default (public, own and shared) and with
+    // `is_public=False` (its own private images).
+    let mut viewer_page =
+        ListQuery::from_params([("is_public", "None")], Limits::default()).unwrap();
+    viewer_page.filters.viewer = viewer();
+    let mut viewer_own =
+        ListQuery::from_params([("is_public", "False")], Limits::default()).unwrap();
+    viewer_own.filters.viewer = viewer();
+
+    // Check the workload before timing it, and show how much each query reads. Every query but
+    // the viewer's has the default visibility (public only), as a Registry API request without
+    // `is_public` would.
     for (what, query, want) in [
         ("name", &name_queries[0], SHARED_NAME_ROWS),
         ("status", &status_query, RARE_STATUS_ROWS),
         ("size range", &size_query, 10),
         ("sorted page", &page_query, 25),
+        ("viewer default page", &viewer_page, 25),
+        ("viewer's own private", &viewer_own, 10),
     ] {
         let before = reg.read_stats();
         let rows = reg.list(query).unwrap();
         let after = reg.read_stats();
         assert_eq!(rows.len(), want, "{what} list at {n}");
-        assert!(rows
-            .iter()
-            .all(|r| r.is_public && r.status != Status::Killed));
+        assert!(rows.iter().all(
+            |r| (r.is_public || r.owner.as_deref() == Some(SMALL_PROJECT))
+                && r.status != Status::Killed
+        ));
         eprintln!(
             "registry bench: {what} list at {n}: {} rows, {} index entries and {} records read",
             rows.len(),
@@ -145,6 +174,14 @@ fn bench_size(c: &mut Criterion, n: usize) {
     c.benchmark_group("sorted_page_marker")
         .bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter(|| black_box(reg.list(&page_query).unwrap()))
+        });
+    c.benchmark_group("viewer_default_page")
+        .bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| black_box(reg.list(&viewer_page).unwrap()))
+        });
+    c.benchmark_group("viewer_own_private")
+        .bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| black_box(reg.list(&viewer_own).unwrap()))
         });
     // Counts across samples (criterion calls the closure once per sample), so every name is new.
     let mut inserted = 0u64;

@@ -1,7 +1,13 @@
-//! Minimal leveled logging to stderr (`verbose` → info, `debug` → debug), so the binary needs no
-//! logging framework. Lines carry a UTC timestamp and the level.
+//! Logging through `tracing`: levelled lines on stderr (`verbose` → info, `debug` → debug),
+//! plain text by default or one JSON object per line (`use_json`, oslo.log's name). Every
+//! request runs in a `request` span carrying its `x-openstack-request-id`, so each line logged
+//! while serving it (store and registry calls included) names the request.
+//!
+//! The crate logs through its own `error!`, `warn!`, `info!` and `debug!` macros, thin wrappers
+//! over `tracing`'s, so the framework is chosen in this one file.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+#[doc(hidden)]
+pub use tracing as __tracing;
 
 /// How much is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -17,40 +23,48 @@ pub enum Level {
     Debug = 3,
 }
 
-static MAX_LEVEL: AtomicU8 = AtomicU8::new(Level::Warn as u8);
-
-/// Sets the most detailed level that is printed.
-pub fn set_max_level(level: Level) {
-    MAX_LEVEL.store(level as u8, Ordering::Relaxed);
-}
-
-/// Whether messages at `level` are printed.
-pub fn enabled(level: Level) -> bool {
-    level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
-}
-
-/// Prints one log line (use the macros instead).
-pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
-    if enabled(level) {
-        let name = match level {
-            Level::Error => "ERROR",
-            Level::Warn => "WARN",
-            Level::Info => "INFO",
-            Level::Debug => "DEBUG",
-        };
-        eprintln!("{} {name} {args}", crate::timestamp::Timestamp::now());
+impl Level {
+    fn filter(self) -> tracing::level_filters::LevelFilter {
+        use tracing::level_filters::LevelFilter;
+        match self {
+            Level::Error => LevelFilter::ERROR,
+            Level::Warn => LevelFilter::WARN,
+            Level::Info => LevelFilter::INFO,
+            Level::Debug => LevelFilter::DEBUG,
+        }
     }
+}
+
+/// Installs the process's logger: lines at `level` and above on stderr, as JSON when `json`.
+/// Only the first call in a process takes effect.
+pub fn init(level: Level, json: bool) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .with_max_level(level.filter());
+    let _ = if json {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The span a request is served in: its id goes on every line logged under it. At error level,
+/// so that it is there whatever the configured level lets through.
+pub fn request_span(request_id: &str) -> tracing::Span {
+    tracing::error_span!("request", id = %request_id)
 }
 
 /// Logs at error level.
 #[macro_export]
-macro_rules! error { ($($t:tt)*) => { $crate::log::write($crate::log::Level::Error, format_args!($($t)*)) } }
+macro_rules! error { ($($t:tt)*) => { $crate::log::__tracing::error!($($t)*) } }
 /// Logs at warning level.
 #[macro_export]
-macro_rules! warn { ($($t:tt)*) => { $crate::log::write($crate::log::Level::Warn, format_args!($($t)*)) } }
+macro_rules! warn { ($($t:tt)*) => { $crate::log::__tracing::warn!($($t)*) } }
 /// Logs at info level.
 #[macro_export]
-macro_rules! info { ($($t:tt)*) => { $crate::log::write($crate::log::Level::Info, format_args!($($t)*)) } }
+macro_rules! info { ($($t:tt)*) => { $crate::log::__tracing::info!($($t)*) } }
 /// Logs at debug level.
 #[macro_export]
-macro_rules! debug { ($($t:tt)*) => { $crate::log::write($crate::log::Level::Debug, format_args!($($t)*)) } }
+macro_rules! debug { ($($t:tt)*) => { $crate::log::__tracing::debug!($($t)*) } }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -15,6 +16,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::http::body::Body;
+use crate::http::request_id::{RequestIds, REQUEST_ID_HEADER};
+use crate::log::__tracing::Instrument;
 
 /// Most request headers the Images API accepts: an image with the full property quota (128)
 /// plus every core field and the usual request headers fits. The Registry API (JSON bodies)
@@ -54,6 +57,7 @@ pub async fn serve<H: Handler>(
         builder.max_headers(max);
     }
     let graceful = GracefulShutdown::new();
+    let ids = Arc::new(RequestIds::default());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -69,10 +73,20 @@ pub async fn serve<H: Handler>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
+                let ids = ids.clone();
                 let service = service_fn(move |mut req: Request<Incoming>| {
                     let handler = handler.clone();
                     req.extensions_mut().insert(Peer(peer));
-                    async move { Ok::<_, Infallible>(handler.handle(req).await) }
+                    let given = req.headers().get(REQUEST_ID_HEADER).map(|v| v.as_bytes());
+                    let id = ids.for_request(given);
+                    async move {
+                        let span = crate::log::request_span(&id);
+                        let mut resp = handler.handle(req).instrument(span).await;
+                        if let Ok(value) = HeaderValue::from_str(&id) {
+                            resp.headers_mut().insert(REQUEST_ID_HEADER, value);
+                        }
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::access::Api;
 use super::catalog::Catalog;
+use super::health;
 use super::request::{
     check_content_type, content_length, has_body, read_small_body, refuse_unread, take_body,
 };
@@ -46,6 +47,8 @@ pub struct ApiSettings {
     pub public_endpoint: Option<String>,
     /// Most members per image (`image_member_quota`); `None` means unlimited.
     pub member_quota: Option<usize>,
+    /// While this file exists, `/healthcheck` answers 503 (`disable_by_file_path`).
+    pub health_disable_file: Option<std::path::PathBuf>,
 }
 
 /// The Images API service.
@@ -129,7 +132,27 @@ impl ImagesService {
         }
     }
 
+    /// `/healthcheck`: the registry answers, the default store takes a write, no disable file.
+    async fn healthcheck(&self, method: &Method) -> Response<Body> {
+        let mut problem = health::disabled_by_file(self.settings.health_disable_file.as_deref());
+        if problem.is_none() {
+            let read = self.catalog.get(&health::PROBE_ID).await.map(|_| ());
+            problem = health::registry_problem(read);
+        }
+        if problem.is_none() {
+            if let Err(e) = self.stores.check_default().await {
+                problem = Some(format!("default store unusable: {e}"));
+            }
+        }
+        health::answer(method, problem)
+    }
+
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+        if req.uri().path() == health::HEALTHCHECK_PATH
+            && matches!(*req.method(), Method::GET | Method::HEAD)
+        {
+            return Ok(self.healthcheck(req.method()).await);
+        }
         let path = req.uri().path().to_string();
         let accept = req
             .headers()

@@ -4,6 +4,7 @@
 mod access;
 pub mod catalog;
 pub mod error;
+mod health;
 pub mod images;
 pub mod registry;
 mod request;

@@ -82,6 +82,11 @@ impl RegistryService {
     }
 
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+        if req.uri().path() == super::health::HEALTHCHECK_PATH
+            && matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
+        {
+            return Ok(self.healthcheck(req.method()));
+        }
         let path = req.uri().path().to_string();
         let route = match_registry_route(req.method(), &path).map_err(|e| match e {
             RouteError::NotFound => Error::NoSuchRoute,
@@ -157,6 +162,12 @@ impl RegistryService {
                 )
             }
         }
+    }
+
+    /// `/healthcheck` of the Registry API: the database answers a read.
+    fn healthcheck(&self, method: &hyper::Method) -> Response<Body> {
+        let read = self.registry.get(&super::health::PROBE_ID).map(|_| ());
+        super::health::answer(method, super::health::registry_problem(read))
     }
 
     fn list(&self, req: &Request<Incoming>, detail: bool) -> Result<Response<Body>, Error> {

@@ -50,7 +50,7 @@ Examples:
 pub fn run(app: App, args: &[String]) -> Result<ExitCode, UsageError> {
     let raw = parse_args(app, args)?;
     let config = Config::resolve(&raw).map_err(|e| UsageError(e.to_string()))?;
-    crate::log::set_max_level(config.log_level);
+    crate::log::init(config.log_level, config.log_json);
     for w in &raw.warnings {
         crate::warn!("{w}");
     }
@@ -152,6 +152,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
             property_quota: config.image_property_quota,
             public_endpoint: config.public_endpoint.clone(),
             member_quota: config.image_member_quota,
+            health_disable_file: config.health_disable_file.clone(),
         };
         let (auth, policy) = open_access(&config)?;
         reload_on_hangup(auth.clone())?;

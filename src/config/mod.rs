@@ -51,6 +51,8 @@ pub struct Config {
     pub limits: Limits,
     /// Most detailed log level printed.
     pub log_level: Level,
+    /// One JSON object per log line (`use_json`, oslo.log's option) instead of plain text.
+    pub log_json: bool,
     /// Store that takes uploads without `x-image-meta-store`.
     pub default_store: String,
     /// Directory of the filesystem store.
@@ -73,6 +75,8 @@ pub struct Config {
     pub trust_roots: crate::store::http_client::TrustRoots,
     /// Authentication and policy.
     pub auth: AuthConfig,
+    /// While this file exists, `/healthcheck` answers 503 (`[healthcheck] disable_by_file_path`).
+    pub health_disable_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -133,7 +137,11 @@ impl Config {
             swift: stores::resolve_swift(raw)?,
             trust_roots: trust_roots(raw)?,
             log_level: log_level(raw)?,
+            log_json: parse(raw, "use_json", "false", "true or false", parse_bool)?,
             auth: auth::resolve(raw)?,
+            health_disable_file: parse(raw, "disable_by_file_path", "", "a file path", |v| {
+                Some(non_empty_path(v))
+            })?,
         })
     }
 

@@ -49,6 +49,8 @@ const KNOWN_OPTIONS: &[&str] = &[
     "swift_store_endpoint_type",
     "https_ca_certificates_file",
     "flavor",
+    "use_json",
+    "disable_by_file_path",
     "static_tokens_file",
     "owner_is_tenant",
     "admin_role",
@@ -135,6 +137,7 @@ impl RawConfig {
         // Identity sections of every program (keystonemiddleware's and oslo's names).
         self.apply(path, &sections, "paste_deploy", default_port);
         self.apply(path, &sections, "oslo_policy", default_port);
+        self.apply(path, &sections, "healthcheck", default_port);
         self.apply_prefixed(
             path,
             &sections,

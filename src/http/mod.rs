@@ -8,6 +8,7 @@ pub mod json_patch;
 pub mod members_json;
 pub mod meta_headers;
 pub mod query;
+pub mod request_id;
 pub mod route;
 pub mod route_v2;
 pub mod wire;

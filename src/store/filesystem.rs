@@ -57,6 +57,21 @@ impl Filesystem {
         &self.dir
     }
 
+    /// Whether the directory takes a write: a small probe file is written, synced and removed
+    /// (a partial file's name, so a crash in between leaves nothing start-up keeps).
+    pub async fn probe(&self) -> Result<(), Error> {
+        use tokio::io::AsyncWriteExt;
+        let path = self.dir.join(format!(".healthcheck{PARTIAL_SUFFIX}"));
+        let result = async {
+            let mut file = tokio::fs::File::create(&path).await?;
+            file.write_all(b"ok").await?;
+            file.sync_all().await
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(result?)
+    }
+
     /// Streams `source` into `<dir>/<id>` and returns its location.
     pub(super) async fn put<S: DataSource>(
         &self,

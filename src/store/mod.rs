@@ -334,6 +334,16 @@ impl Stores {
         Ok(stores)
     }
 
+    /// Whether the default store can take an upload now. The filesystem store is probed with a
+    /// write; S3 and Swift are not probed (a request per health check would cost the object
+    /// store more than it tells), and the HTTP store takes no uploads.
+    pub async fn check_default(&self) -> Result<(), Error> {
+        match self.default_backend {
+            Backend::File => self.filesystem.probe().await,
+            Backend::S3 | Backend::Swift | Backend::Http => Ok(()),
+        }
+    }
+
     /// Fails unless `name` names a configured store.
     pub fn check_name(&self, name: &str) -> Result<(), Error> {
         self.backend(name).map(|_| ())

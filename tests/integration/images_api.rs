@@ -19,6 +19,7 @@
 //! * `v2` – the Images API v2: images, JSON patch, data, lists, tags, members, import.
 //! * `identity` – tokens, owners, visibility, members and policy (§13) through v1 and v2.
 //! * `keystone` – the same with tokens a real Keystone validates.
+//! * `operations` – request ids, `/healthcheck`, JSON logs.
 
 use std::collections::BTreeMap;
 
@@ -66,6 +67,7 @@ mod identity;
 mod keystone;
 mod lists;
 mod members;
+mod operations;
 mod refusals;
 mod routes;
 mod update;

@@ -133,3 +133,14 @@ fn json_body_over_4_mib_is_413_and_4_mib_is_accepted() {
     .assert_error(413, "larger than");
     assert_eq!(srv.get(&path).ok_json()["image"]["name"], "big");
 }
+
+/// The Registry API answers `/healthcheck` like the Images API, and sends a request id.
+#[test]
+fn registry_healthcheck_is_ok_and_responses_carry_request_ids() {
+    let srv = crate::support::TestServer::start();
+    let reply = srv.get("/healthcheck");
+    assert_eq!(reply.status.as_u16(), 200);
+    assert_eq!(reply.text(), "OK");
+    let id = reply.header("x-openstack-request-id").unwrap_or_default();
+    assert!(id.starts_with("req-") && id.len() == 40, "{id:?}");
+}
