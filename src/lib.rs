@@ -13,7 +13,8 @@
 //! * [`registry`] – image records in sled with secondary indexes.
 //! * [`store`] – image data: filesystem, S3, Swift and the read-only HTTP store.
 //! * [`config`] – Glance-style INI file, `GLINT_*` environment and flags, resolved once.
-//! * [`log`] – levelled logging to stderr.
+//! * [`log`] – logging through tracing, a span per request with its request id.
+//! * [`metrics`] – the Prometheus metrics served at `/metrics`.
 //! * [`model`], [`patch`], [`body`], [`timestamp`] – leaves: the image record and its members,
 //!   partial updates, the shared byte-stream types, UTC times.
 
@@ -27,6 +28,7 @@ pub mod client;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod model;
 pub mod patch;
 pub mod recovery;

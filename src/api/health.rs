@@ -1,4 +1,5 @@
-//! `GET /healthcheck` (and `HEAD`) as oslo.middleware's healthcheck answers it, on both ports:
+//! `GET /metrics` (see [`crate::metrics`]) and `GET /healthcheck` (and `HEAD`) as
+//! oslo.middleware's healthcheck answers it, on both ports:
 //! `200 OK` when the service can do its work, `503` with the reason when the registry cannot be
 //! read, the default store cannot be written, or the operator's `disable_by_file_path` exists
 //! (to drain a node from a load balancer).
@@ -13,6 +14,19 @@ use crate::http::body::{empty, full, Body};
 
 /// The path load balancers probe.
 pub const HEALTHCHECK_PATH: &str = "/healthcheck";
+
+/// The path Prometheus scrapes.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// A `/metrics` answer: the text exposition.
+pub(super) fn metrics_response(text: String) -> Response<Body> {
+    let mut resp = Response::new(full(text));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    resp
+}
 
 /// The answer for `problem` (`None`: healthy): `OK` or the reason, as plain text; `HEAD`
 /// answers 204 when healthy, as oslo does.

@@ -25,6 +25,7 @@ use crate::http::members_json::{decode_member, decode_memberships};
 use crate::http::meta_headers::{decode_image_meta, encode_image_meta, truthy, MetaHeaders};
 use crate::http::query::QueryParams;
 use crate::http::route::{match_api_route, ApiRoute, RouteError};
+use crate::metrics::metrics;
 use crate::model::{parse_image_id, Image, PublicImage, Status};
 use crate::patch::ImagePatch;
 use crate::registry::query::Viewer;
@@ -70,12 +71,16 @@ pub struct ImagesService {
 
 impl Handler for ImagesService {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let started = std::time::Instant::now();
         let (method, uri) = (req.method().clone(), req.uri().clone());
-        let resp = match self.route(req).await {
+        let mut name = "unmatched";
+        let resp = match self.route(req, &mut name).await {
             Ok(resp) => resp,
             Err(e) => e.into_response(),
         };
-        crate::debug!("api {method} {uri} -> {}", resp.status().as_u16());
+        let status = resp.status().as_u16();
+        metrics().request("api", name, method.as_str(), status, started.elapsed());
+        crate::debug!("api {method} {uri} -> {status}");
         resp
     }
 }
@@ -147,11 +152,35 @@ impl ImagesService {
         health::answer(method, problem)
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
-        if req.uri().path() == health::HEALTHCHECK_PATH
-            && matches!(*req.method(), Method::GET | Method::HEAD)
-        {
-            return Ok(self.healthcheck(req.method()).await);
+    /// `/metrics`: the process's counters, with the registry's images by status when it is
+    /// in this process.
+    fn metrics(&self) -> Result<Response<Body>, Error> {
+        let counts = match &*self.catalog {
+            Catalog::Local(registry) => Some(registry.count_by_status()?),
+            Catalog::Remote(_) => None,
+        };
+        Ok(health::metrics_response(
+            metrics().render(counts.as_deref()),
+        ))
+    }
+
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        name: &mut &'static str,
+    ) -> Result<Response<Body>, Error> {
+        if matches!(*req.method(), Method::GET | Method::HEAD) {
+            match req.uri().path() {
+                health::HEALTHCHECK_PATH => {
+                    *name = "healthcheck";
+                    return Ok(self.healthcheck(req.method()).await);
+                }
+                health::METRICS_PATH => {
+                    *name = "metrics";
+                    return self.metrics();
+                }
+                _ => {}
+            }
         }
         let path = req.uri().path().to_string();
         let accept = req
@@ -174,6 +203,7 @@ impl ImagesService {
                 return Err(Error::MethodNotAllowed { allow })
             }
         };
+        *name = route.name();
         if let ApiRoute::Versions { multiple_choices } = route {
             // The versions document is for everyone, as Glance's unauthenticated pipeline.
             return self.versions(&req, multiple_choices);

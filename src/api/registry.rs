@@ -81,17 +81,32 @@ impl RegistryService {
         }))
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, Error> {
-        if req.uri().path() == super::health::HEALTHCHECK_PATH
-            && matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD)
-        {
-            return Ok(self.healthcheck(req.method()));
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        name: &mut &'static str,
+    ) -> Result<Response<Body>, Error> {
+        if matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD) {
+            match req.uri().path() {
+                super::health::HEALTHCHECK_PATH => {
+                    *name = "healthcheck";
+                    return Ok(self.healthcheck(req.method()));
+                }
+                super::health::METRICS_PATH => {
+                    *name = "metrics";
+                    let counts = self.registry.count_by_status()?;
+                    let text = crate::metrics::metrics().render(Some(&counts));
+                    return Ok(super::health::metrics_response(text));
+                }
+                _ => {}
+            }
         }
         let path = req.uri().path().to_string();
         let route = match_registry_route(req.method(), &path).map_err(|e| match e {
             RouteError::NotFound => Error::NoSuchRoute,
             RouteError::MethodNotAllowed { allow } => Error::MethodNotAllowed { allow },
         })?;
+        *name = route.name();
         match route {
             RegistryRoute::List => self.list(&req, false),
             RegistryRoute::Detail => self.list(&req, true),
@@ -230,12 +245,22 @@ impl RegistryService {
 
 impl Handler for RegistryService {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let started = std::time::Instant::now();
         let (method, uri) = (req.method().clone(), req.uri().clone());
-        let resp = match self.route(req).await {
+        let mut name = "unmatched";
+        let resp = match self.route(req, &mut name).await {
             Ok(resp) => resp,
             Err(e) => e.into_response(),
         };
-        crate::debug!("registry {method} {uri} -> {}", resp.status().as_u16());
+        let status = resp.status().as_u16();
+        crate::metrics::metrics().request(
+            "registry",
+            name,
+            method.as_str(),
+            status,
+            started.elapsed(),
+        );
+        crate::debug!("registry {method} {uri} -> {status}");
         resp
     }
 }

@@ -88,6 +88,25 @@ pub enum RouteError {
     },
 }
 
+impl RegistryRoute<'_> {
+    /// A fixed name for metrics labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RegistryRoute::List => "list",
+            RegistryRoute::Detail => "detail",
+            RegistryRoute::Create => "create",
+            RegistryRoute::Show(_) => "show",
+            RegistryRoute::Update(_) => "update",
+            RegistryRoute::Delete(_) => "delete",
+            RegistryRoute::ListMembers(_) => "list_members",
+            RegistryRoute::ReplaceMembers(_) => "replace_members",
+            RegistryRoute::AddMember(..) => "add_member",
+            RegistryRoute::RemoveMember(..) => "remove_member",
+            RegistryRoute::SharedImages(_) => "shared_images",
+        }
+    }
+}
+
 /// Matches a Registry API request. The path is the URI path without the query string.
 pub fn match_registry_route<'a>(
     method: &Method,
@@ -190,6 +209,28 @@ const V1_IDS: &[&str] = &["v1", "v1.0", "v1.1"];
 
 /// Media type prefix that selects a version through `Accept` (§2.3 rule 2).
 const ACCEPT_PREFIX: &str = "application/vnd.openstack.images-";
+
+impl ApiRoute<'_> {
+    /// A fixed name for metrics labels (`v1.download`, `v2.upload`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiRoute::Versions { .. } => "versions",
+            ApiRoute::List => "v1.list",
+            ApiRoute::Detail => "v1.detail",
+            ApiRoute::Create => "v1.create",
+            ApiRoute::Head(_) => "v1.head",
+            ApiRoute::Download(_) => "v1.download",
+            ApiRoute::Update(_) => "v1.update",
+            ApiRoute::Delete(_) => "v1.delete",
+            ApiRoute::ListMembers(_) => "v1.list_members",
+            ApiRoute::ReplaceMembers(_) => "v1.replace_members",
+            ApiRoute::AddMember(..) => "v1.add_member",
+            ApiRoute::RemoveMember(..) => "v1.remove_member",
+            ApiRoute::SharedImages(_) => "v1.shared_images",
+            ApiRoute::V2(r) => r.name(),
+        }
+    }
+}
 
 /// Matches an Images API request, negotiating the version as Queens does (§2.3): `/versions`,
 /// then an `Accept: application/vnd.openstack.images-v1` header (path kept as is), then a

@@ -52,6 +52,36 @@ pub enum V2Route<'a> {
     StoresInfo,
 }
 
+impl V2Route<'_> {
+    /// A fixed name for metrics labels.
+    pub fn name(&self) -> &'static str {
+        use V2Route::*;
+        match self {
+            Schema(_) => "v2.schema",
+            List => "v2.list",
+            Create => "v2.create",
+            Show(_) => "v2.show",
+            Update(_) => "v2.update",
+            Delete(_) => "v2.delete",
+            Upload(_) => "v2.upload",
+            Download(_) => "v2.download",
+            Stage(_) => "v2.stage",
+            Import(_) => "v2.import",
+            AddTag(..) => "v2.add_tag",
+            RemoveTag(..) => "v2.remove_tag",
+            ListMembers(_) => "v2.list_members",
+            AddMember(_) => "v2.add_member",
+            ShowMember(..) => "v2.show_member",
+            UpdateMember(..) => "v2.update_member",
+            RemoveMember(..) => "v2.remove_member",
+            Deactivate(_) => "v2.deactivate",
+            Reactivate(_) => "v2.reactivate",
+            ImportInfo => "v2.import_info",
+            StoresInfo => "v2.stores_info",
+        }
+    }
+}
+
 /// Matches `rest`, the path after `/v2`.
 pub fn match_v2_route<'a>(method: &Method, rest: &'a str) -> Result<V2Route<'a>, RouteError> {
     use V2Route::*;

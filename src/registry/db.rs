@@ -168,7 +168,9 @@ impl Committer {
                 while let Ok(first) = queue.recv() {
                     let batch: Vec<FlushWaiter> =
                         std::iter::once(first).chain(queue.try_iter()).collect();
+                    let started = std::time::Instant::now();
                     let outcome = db.flush().map(drop);
+                    crate::metrics::metrics().flushed(started.elapsed());
                     for waiter in batch {
                         // A waiter that went away (its request was dropped) needs no answer.
                         let _ = waiter.send(outcome.clone());

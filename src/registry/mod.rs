@@ -235,6 +235,23 @@ impl Registry {
         index::list(self, query)
     }
 
+    /// How many records have each status (deleted ones as `deleted`), from the status index:
+    /// index keys only, no record is decoded.
+    pub fn count_by_status(&self) -> Result<Vec<(&'static str, u64)>, Error> {
+        Status::ALL
+            .into_iter()
+            .map(|status| {
+                let prefix = keys::field_prefix(SortKey::Status, status.as_str());
+                let mut n = 0u64;
+                for key in self.db.index.scan_prefix(prefix).keys() {
+                    key?;
+                    n += 1;
+                }
+                Ok((status.as_str(), n))
+            })
+            .collect()
+    }
+
     /// Writes everything to disk.
     pub async fn flush(&self) -> Result<(), Error> {
         self.db.flush().await

@@ -62,6 +62,22 @@ pub enum Error {
     Io(io::Error),
 }
 
+impl Error {
+    /// Whether the store itself failed (what `glint_store_errors_total` counts), rather than the
+    /// request (a missing object, a duplicate, a client that went away, a size over the cap).
+    pub fn is_store_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::StorageFull(_)
+                | Error::PermissionDenied(_)
+                | Error::Forbidden(_)
+                | Error::Unavailable(_)
+                | Error::Backend(_)
+                | Error::Io(_)
+        )
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -289,6 +305,18 @@ enum Backend {
     Http,
 }
 
+impl Backend {
+    /// The store's name in metrics.
+    fn name(self) -> &'static str {
+        match self {
+            Backend::File => "file",
+            Backend::S3 => "s3",
+            Backend::Swift => "swift",
+            Backend::Http => "http",
+        }
+    }
+}
+
 fn backend_named(name: &str) -> Option<Backend> {
     match name {
         "file" | "filesystem" => Some(Backend::File),
@@ -388,6 +416,24 @@ impl Stores {
             Some(name) => self.backend(name)?,
             None => self.default_backend,
         };
+        let metrics = crate::metrics::metrics();
+        let _in_flight = metrics.upload_started();
+        let result = self.put_in(backend, id, source, size_cap).await;
+        match &result {
+            Ok(stored) => metrics.store_bytes(backend.name(), true, stored.size),
+            Err(e) if e.is_store_failure() => metrics.store_error(backend.name()),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn put_in<S: DataSource>(
+        &self,
+        backend: Backend,
+        id: &Uuid,
+        source: &mut S,
+        size_cap: u64,
+    ) -> Result<Stored, Error> {
         let mut metered = Metered::new(source, size_cap);
         let location = match backend {
             Backend::S3 => self.s3()?.put(&id.to_string(), &mut metered).await?,
@@ -415,6 +461,42 @@ impl Stores {
 
     /// Opens the data at `location` for reading.
     pub async fn get(&self, location: &Location) -> Result<Retrieved, Error> {
+        use http_body_util::BodyExt;
+        let store = match location {
+            Location::File(_) => Backend::File,
+            Location::S3(_) => Backend::S3,
+            Location::Swift(_) => Backend::Swift,
+            Location::Http(_) => Backend::Http,
+        }
+        .name();
+        let metrics = crate::metrics::metrics();
+        match self.get_in(location).await {
+            Ok(data) => {
+                // Counted as the bytes go out, so an abandoned download counts what was sent.
+                let body = data
+                    .body
+                    .map_frame(move |frame| {
+                        if let Some(bytes) = frame.data_ref() {
+                            metrics.store_bytes(store, false, bytes.len() as u64);
+                        }
+                        frame
+                    })
+                    .boxed();
+                Ok(Retrieved {
+                    body,
+                    size: data.size,
+                })
+            }
+            Err(e) => {
+                if e.is_store_failure() {
+                    metrics.store_error(store);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn get_in(&self, location: &Location) -> Result<Retrieved, Error> {
         match location {
             Location::File(path) => self.filesystem.get(path).await,
             Location::S3(loc) => self.s3()?.get(loc).await,

@@ -127,3 +127,51 @@ fn json_logs_are_one_object_per_line_with_the_request_id(srv: &ImageServer) {
     assert_eq!(value["span"]["id"], id.as_str(), "{value}");
     assert_eq!(value["level"], "DEBUG", "{value}");
 }
+
+/// The value of the sample `name` (labels included, as exposed) in a `/metrics` text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `/metrics` after known traffic: requests by route and status, the bytes into and out of the
+/// filesystem store, no upload in flight, images by status, and registry flushes.
+#[test]
+fn metrics_count_known_traffic() {
+    let srv = ImageServer::start(Shape::Serve, &[]);
+    let data = vec![7u8; 100_000];
+    let image = srv.create_with_data(&[], &data);
+    let id = crate::images_support::id_of(&image);
+    for _ in 0..2 {
+        assert_eq!(srv.download(&id).status.as_u16(), 200);
+    }
+    assert_eq!(
+        srv.head("00000000-0000-0000-0000-000000000000")
+            .status
+            .as_u16(),
+        404
+    );
+    let reply = srv.get("/metrics");
+    assert_eq!(reply.status.as_u16(), 200);
+    assert!(reply
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("application/openmetrics-text"));
+    let text = reply.text();
+    let want = [
+        ("glint_http_requests_total{server=\"api\",route=\"v1.create\",method=\"POST\",status=\"201\"}", 1.0),
+        ("glint_http_requests_total{server=\"api\",route=\"v1.download\",method=\"GET\",status=\"200\"}", 2.0),
+        ("glint_http_requests_total{server=\"api\",route=\"v1.head\",method=\"HEAD\",status=\"404\"}", 1.0),
+        ("glint_store_bytes_total{store=\"file\",direction=\"in\"}", 100_000.0),
+        ("glint_store_bytes_total{store=\"file\",direction=\"out\"}", 200_000.0),
+        ("glint_uploads_in_flight", 0.0),
+        ("glint_images{status=\"active\"}", 1.0),
+        ("glint_http_request_duration_seconds_count{server=\"api\",route=\"v1.download\"}", 2.0),
+    ];
+    for (name, value) in want {
+        assert_eq!(sample(&text, name), Some(value), "{name} in:\n{text}");
+    }
+    let flushes = sample(&text, "glint_registry_flush_duration_seconds_count").unwrap_or(0.0);
+    assert!(flushes >= 1.0, "no registry flush counted:\n{text}");
+}
