@@ -6,6 +6,7 @@
 mod images;
 pub mod output;
 mod server;
+mod systemd;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

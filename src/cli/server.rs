@@ -166,7 +166,10 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
             stopped(stop_rx.clone()),
         ));
     }
+    // Every listener is bound: a `Type=notify` unit is up.
+    super::systemd::notify("READY=1");
     shutdown.await;
+    super::systemd::notify("STOPPING=1");
     let _ = stop_tx.send(true);
     while servers.join_next().await.is_some() {}
     if let Some(registry) = registry {
