@@ -485,3 +485,41 @@ fn anonymous_callers_read_public_images_only(srv: &ImageServer) {
     // A token that is present but unknown is still refused.
     assert_eq!(as_user(srv, "nope", "GET", "/v1/images", &[]).status, 401);
 }
+
+/// A policy file overrides Glance's defaults rule by rule: here only admins download, members
+/// may publicise, and nobody deletes; a denial names the rule.
+#[test]
+fn a_policy_file_replaces_the_default_rules_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "# glint test policy\n\
+         \"download_image\": \"role:admin\"\n\
+         \"publicize_image\": \"role:member\"\n\
+         \"delete_image\": \"!\"\n",
+    )
+    .unwrap();
+    for shape in [
+        crate::images_support::Shape::Serve,
+        crate::images_support::Shape::Split,
+    ] {
+        let srv = ImageServer::start(
+            shape,
+            &[
+                ("GLINT_FLAVOR", "keystone"),
+                ("GLINT_STATIC_TOKENS_FILE", tokens_file()),
+                ("GLINT_REGISTRY_TRUSTED_CLIENTS", "127.0.0.1"),
+                ("GLINT_POLICY_FILE", policy.to_str().unwrap()),
+            ],
+        );
+        let public = v1_create(&srv, ALICE, "members-publicise-now", true);
+        let id = id_of(&public);
+        let download = as_user(&srv, BOB, "GET", &format!("/v1/images/{id}"), &[]);
+        download.assert_error(403, "download_image");
+        let delete = as_user(&srv, ALICE, "DELETE", &format!("/v1/images/{id}"), &[]);
+        delete.assert_error(403, "delete_image");
+        let v2_delete = as_user(&srv, ADMIN, "DELETE", &format!("/v2/images/{id}"), &[]);
+        v2_delete.assert_error(403, "delete_image");
+    }
+}
