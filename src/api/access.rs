@@ -44,7 +44,7 @@ impl ImagesService {
     ) -> Result<(), Error> {
         let target = image.map(access::target);
         let target = target.as_ref().map_or(&[][..], |t| &t[..]);
-        if self.policy.allows(rule, ctx, target) {
+        if self.policy.current().allows(rule, ctx, target) {
             Ok(())
         } else {
             Err(Error::Forbidden(format!(

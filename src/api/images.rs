@@ -19,7 +19,7 @@ use super::request::{
 };
 use super::{json_response, Error};
 use crate::api::error::RegistryOp;
-use crate::auth::{Authenticator, Context, Policy};
+use crate::auth::{Authenticator, Context, PolicyFile};
 use crate::http::body::{empty, Body};
 use crate::http::members_json::{decode_member, decode_memberships};
 use crate::http::meta_headers::{decode_image_meta, encode_image_meta, truthy, MetaHeaders};
@@ -66,7 +66,7 @@ pub struct ImagesService {
     /// Who the caller is.
     pub(super) auth: Arc<Authenticator>,
     /// What callers may do.
-    pub(super) policy: Arc<Policy>,
+    pub(super) policy: Arc<PolicyFile>,
 }
 
 impl Handler for ImagesService {
@@ -112,13 +112,17 @@ impl ImagesService {
             settings,
             staging,
             auth: Arc::new(Authenticator::NoAuth),
-            policy: Arc::new(Policy::default()),
+            policy: Arc::new(PolicyFile::default()),
         }
     }
 
     /// The same service with authentication and a policy (the default is no authentication:
     /// every caller an admin without owner, §13).
-    pub fn with_access(mut self, auth: Arc<Authenticator>, policy: Arc<Policy>) -> ImagesService {
+    pub fn with_access(
+        mut self,
+        auth: Arc<Authenticator>,
+        policy: Arc<PolicyFile>,
+    ) -> ImagesService {
         self.auth = auth;
         self.policy = policy;
         self

@@ -13,7 +13,7 @@ use hyper::header::HeaderMap;
 
 use crate::timestamp::Timestamp;
 pub use keystone::{Keystone, KeystoneSettings};
-pub use policy::{Policy, Target};
+pub use policy::{Policy, PolicyFile, Target};
 pub use tokens_file::TokensFile;
 
 /// The header a client sends its token in.

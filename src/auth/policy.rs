@@ -70,6 +70,55 @@ enum Value {
     Target(String),
 }
 
+/// The policy in force, and the file it came from: read again on SIGHUP, where a file that no
+/// longer parses keeps the rules in force.
+#[derive(Debug)]
+pub struct PolicyFile {
+    path: Option<std::path::PathBuf>,
+    current: std::sync::RwLock<std::sync::Arc<Policy>>,
+}
+
+impl Default for PolicyFile {
+    fn default() -> Self {
+        PolicyFile {
+            path: None,
+            current: std::sync::RwLock::new(std::sync::Arc::new(Policy::default())),
+        }
+    }
+}
+
+impl PolicyFile {
+    /// The defaults overlaid with the file at `path`, when given.
+    pub fn open(path: Option<&Path>) -> Result<PolicyFile, SetupError> {
+        let policy = match path {
+            Some(p) => Policy::load(p)?,
+            None => Policy::default(),
+        };
+        Ok(PolicyFile {
+            path: path.map(Path::to_path_buf),
+            current: std::sync::RwLock::new(std::sync::Arc::new(policy)),
+        })
+    }
+
+    /// The rules in force now.
+    pub fn current(&self) -> std::sync::Arc<Policy> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reads the file again; on failure the rules in force stay.
+    pub fn reload(&self) -> Result<(), SetupError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let policy = Policy::load(path)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(policy);
+        Ok(())
+    }
+}
+
 /// What a rule is checked against besides the caller: the image's attributes, by name
 /// (`project_id` and `owner` are the image's owner).
 pub type Target<'a> = &'a [(&'a str, Option<&'a str>)];

@@ -13,7 +13,7 @@ use super::UsageError;
 use crate::api::catalog::Catalog;
 use crate::api::images::{ApiSettings, ImagesService};
 use crate::api::registry::RegistryService;
-use crate::auth::{Authenticator, Keystone, Policy, SetupError, TokensFile};
+use crate::auth::{Authenticator, Keystone, PolicyFile, SetupError, TokensFile};
 use crate::client::registry::RegistryClient;
 use crate::config::{App, Config, RawConfig};
 use crate::registry::{self, Registry};
@@ -155,7 +155,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
             health_disable_file: config.health_disable_file.clone(),
         };
         let (auth, policy) = open_access(&config)?;
-        reload_on_hangup(auth.clone())?;
+        reload_on_hangup(auth.clone(), policy.clone())?;
         let listener = bind(&config, config.api_port, "api").await?;
         let service =
             Arc::new(ImagesService::new(catalog, stores, settings).with_access(auth, policy));
@@ -180,12 +180,9 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
 }
 
 /// The authenticator and policy the configuration asks for (§13; no-auth by default).
-fn open_access(config: &Config) -> Result<(Arc<Authenticator>, Arc<Policy>), ServeError> {
+fn open_access(config: &Config) -> Result<(Arc<Authenticator>, Arc<PolicyFile>), ServeError> {
     let a = &config.auth;
-    let policy = match &a.policy_file {
-        Some(path) => Policy::load(path).map_err(ServeError::Auth)?,
-        None => Policy::default(),
-    };
+    let policy = PolicyFile::open(a.policy_file.as_deref()).map_err(ServeError::Auth)?;
     if !a.enabled {
         return Ok((Arc::new(Authenticator::NoAuth), Arc::new(policy)));
     }
@@ -208,8 +205,9 @@ fn open_access(config: &Config) -> Result<(Arc<Authenticator>, Arc<Policy>), Ser
     Ok((Arc::new(auth), Arc::new(policy)))
 }
 
-/// Reads the tokens file again on every SIGHUP.
-fn reload_on_hangup(auth: Arc<Authenticator>) -> Result<(), ServeError> {
+/// Reads the tokens file and the policy file again on every SIGHUP (what can change safely while
+/// serving; listeners, stores and the registry stay as they are).
+fn reload_on_hangup(auth: Arc<Authenticator>, policy: Arc<PolicyFile>) -> Result<(), ServeError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = signal(SignalKind::hangup()).map_err(|source| ServeError::Signal {
         signal: "SIGHUP",
@@ -218,6 +216,10 @@ fn reload_on_hangup(auth: Arc<Authenticator>) -> Result<(), ServeError> {
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             auth.reload();
+            match policy.reload() {
+                Ok(()) => crate::info!("policy reloaded"),
+                Err(e) => crate::error!("policy not reloaded, the rules in force stay: {e}"),
+            }
         }
     });
     Ok(())

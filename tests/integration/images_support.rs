@@ -108,6 +108,19 @@ impl Glint {
         }
     }
 
+    /// Sends `signal` (e.g. `HUP`) by PID.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "kill -{signal} {} failed",
+            self.child.id()
+        );
+    }
+
     /// `kill -9` by PID, then reaps the process.
     pub fn kill9(&mut self) {
         let status = Command::new("kill")

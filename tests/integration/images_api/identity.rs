@@ -523,3 +523,62 @@ fn a_policy_file_replaces_the_default_rules_it_names() {
         v2_delete.assert_error(403, "delete_image");
     }
 }
+
+/// SIGHUP reads the tokens file and the policy file again: a new token works at once, a removed
+/// one is refused, a changed rule applies, and a broken file keeps what is in force.
+#[test]
+fn sighup_reloads_the_tokens_and_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(&tokens, format!("{ALICE} {PROJECT_A} user-alice member\n")).unwrap();
+    std::fs::write(&policy, "get_images: \"!\"\n").unwrap();
+    let mut srv = ImageServer::start(
+        crate::images_support::Shape::Serve,
+        &[
+            ("GLINT_FLAVOR", "keystone"),
+            ("GLINT_STATIC_TOKENS_FILE", tokens.to_str().unwrap()),
+            ("GLINT_POLICY_FILE", policy.to_str().unwrap()),
+            ("GLINT_VERBOSE", "true"),
+        ],
+    );
+    let list = |srv: &ImageServer, token| {
+        as_user(srv, token, "GET", "/v1/images", &[])
+            .status
+            .as_u16()
+    };
+    assert_eq!(list(&srv, ALICE), 403, "the policy denies lists");
+    assert_eq!(list(&srv, BOB), 401);
+
+    std::fs::write(&tokens, format!("{BOB} {PROJECT_B} user-bob member\n")).unwrap();
+    std::fs::write(&policy, "get_images: \"role:member\"\n").unwrap();
+    let hangup = |srv: &mut ImageServer, reloads: usize| {
+        srv.api_process().signal("HUP");
+        for _ in 0..100 {
+            if srv.logs().matches("policy reloaded").count() >= reloads {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("no reload logged:\n{}", srv.logs());
+    };
+    hangup(&mut srv, 1);
+    assert_eq!(list(&srv, BOB), 200, "the new token and rule apply");
+    assert_eq!(list(&srv, ALICE), 401, "the removed token is refused");
+
+    std::fs::write(&tokens, "broken line\n").unwrap();
+    std::fs::write(&policy, "get_images: (\n").unwrap();
+    srv.api_process().signal("HUP");
+    for _ in 0..100 {
+        if srv.logs().contains("policy not reloaded") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        srv.logs().contains("tokens file not reloaded"),
+        "{}",
+        srv.logs()
+    );
+    assert_eq!(list(&srv, BOB), 200, "broken files keep what is in force");
+}
