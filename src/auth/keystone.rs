@@ -199,7 +199,8 @@ impl Keystone {
             .header("x-subject-token", header_value(token)?)
             .body(http_client::empty())
             .map_err(|e| KeystoneError(format!("cannot build the validation request: {e}")))?;
-        self.send(request).await
+        let (status, _, bytes) = self.send(request).await?;
+        Ok((status, bytes))
     }
 
     fn forget_service_token(&self) {
@@ -229,28 +230,15 @@ impl Keystone {
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(http_client::full(body.to_string()))
             .map_err(|e| KeystoneError(format!("cannot build the service authentication: {e}")))?;
-        let url = format!("{}/auth/tokens", s.auth_url);
-        let response = self.http.request(request).await.map_err(|e| {
-            KeystoneError(format!(
-                "Keystone at {url} is unreachable: {}",
-                http_client::describe(&e)
-            ))
-        })?;
-        let status = response.status();
-        let token = response
-            .headers()
+        let (status, headers, bytes) = self.send(request).await?;
+        let token = headers
             .get("x-subject-token")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| KeystoneError(format!("reading Keystone's answer failed: {e}")))?
-            .to_bytes();
         let (StatusCode::CREATED | StatusCode::OK, Some(token)) = (status, token) else {
             return Err(KeystoneError(format!(
-                "Keystone at {url} refused the service user \"{}\" ({})",
+                "Keystone at {} refused the service user \"{}\" ({})",
+                s.auth_url,
                 s.username,
                 status.as_u16()
             )));
@@ -264,10 +252,11 @@ impl Keystone {
         Ok(token)
     }
 
+    /// Sends a request to Keystone and reads its (small) answer.
     async fn send(
         &self,
         request: Request<http_client::OutBody>,
-    ) -> Result<(StatusCode, Bytes), KeystoneError> {
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), KeystoneError> {
         let url = format!("{}/auth/tokens", self.settings.auth_url);
         let response = self.http.request(request).await.map_err(|e| {
             KeystoneError(format!(
@@ -276,13 +265,14 @@ impl Keystone {
             ))
         })?;
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response
             .into_body()
             .collect()
             .await
             .map_err(|e| KeystoneError(format!("reading Keystone's answer failed: {e}")))?
             .to_bytes();
-        Ok((status, bytes))
+        Ok((status, headers, bytes))
     }
 }
 
