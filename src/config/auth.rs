@@ -6,7 +6,9 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use super::{non_empty_path, parse, parse_bool, required, ConfigError, RawConfig};
+use super::{
+    non_empty_path, optional_url as url, parse, parse_bool, required, ConfigError, RawConfig,
+};
 use crate::auth::{AuthSettings, KeystoneSettings};
 
 /// The prefix under which `[keystone_authtoken]` options are kept.
@@ -139,16 +141,6 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<AuthConfig, ConfigError> {
 
 fn k(option: &str) -> String {
     format!("{KEYSTONE_PREFIX}{option}")
-}
-
-fn url(v: &str) -> Option<Option<String>> {
-    if v.is_empty() {
-        Some(None)
-    } else if v.starts_with("http://") || v.starts_with("https://") {
-        Some(Some(v.trim_end_matches('/').to_string()))
-    } else {
-        None
-    }
 }
 
 fn keystone(raw: &RawConfig) -> Result<KeystoneSettings, ConfigError> {

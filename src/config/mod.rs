@@ -200,15 +200,18 @@ fn quota(raw: &RawConfig, option: &str) -> Result<Option<usize>, ConfigError> {
 }
 
 fn public_endpoint(raw: &RawConfig) -> Result<Option<String>, ConfigError> {
-    parse(raw, "public_endpoint", "", "an http(s) URL", |v| {
-        if v.is_empty() {
-            Some(None)
-        } else if v.starts_with("http://") || v.starts_with("https://") {
-            Some(Some(v.trim_end_matches('/').to_string()))
-        } else {
-            None
-        }
-    })
+    parse(raw, "public_endpoint", "", "an http(s) URL", optional_url)
+}
+
+/// An empty value (none), or an http(s) URL without its trailing slashes.
+fn optional_url(v: &str) -> Option<Option<String>> {
+    if v.is_empty() {
+        Some(None)
+    } else if v.starts_with("http://") || v.starts_with("https://") {
+        Some(Some(v.trim_end_matches('/').to_string()))
+    } else {
+        None
+    }
 }
 
 /// `registry_url` if set, else `http://registry_host:registry_port` (a wildcard host meaning

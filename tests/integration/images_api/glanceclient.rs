@@ -28,28 +28,16 @@ fn v2_clients_smoke() {
 /// (scripts/identity_clients_smoke.py against `glint serve` with `flavor = keystone`).
 #[test]
 fn identity_clients_smoke() {
-    let Some(vars) = crate::stores_support::service_vars(
-        "Keystone",
-        "start-keystone.sh",
-        &[
-            "KEYSTONE_URL",
-            "KEYSTONE_SERVICE_USER",
-            "KEYSTONE_SERVICE_PASSWORD",
-            "KEYSTONE_SERVICE_PROJECT",
-        ],
-    ) else {
+    let Some(keystone) = super::keystone::keystone() else {
         return;
     };
-    let env = [
-        ("SMOKE_GLINT_FLAVOR", "keystone"),
-        ("SMOKE_GLINT_KEYSTONE_AUTHTOKEN_AUTH_URL", vars[0].as_str()),
-        ("SMOKE_GLINT_KEYSTONE_AUTHTOKEN_USERNAME", vars[1].as_str()),
-        ("SMOKE_GLINT_KEYSTONE_AUTHTOKEN_PASSWORD", vars[2].as_str()),
-        (
-            "SMOKE_GLINT_KEYSTONE_AUTHTOKEN_PROJECT_NAME",
-            vars[3].as_str(),
-        ),
-    ];
+    // The smoke driver hands SMOKE_GLINT_* to the server it starts.
+    let env: Vec<(String, String)> = keystone
+        .service_env()
+        .into_iter()
+        .map(|(k, v)| (format!("SMOKE_{k}"), v))
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     run_smoke_with(
         "scripts/identity_clients_smoke.py",
         "identity clients smoke test passed",

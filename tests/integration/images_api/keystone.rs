@@ -6,7 +6,7 @@ use crate::images_support::{id_of, ApiClient, ImageServer, Payload, Shape};
 use crate::stores_support::service_vars;
 
 /// Keystone's variables, or `None` (a loud skip) without the test server.
-struct Keystone {
+pub(super) struct Keystone {
     url: String,
     /// The image service's own user, password and project.
     service: (String, String, String),
@@ -18,7 +18,7 @@ struct Keystone {
     expired_token: String,
 }
 
-fn keystone() -> Option<Keystone> {
+pub(super) fn keystone() -> Option<Keystone> {
     let v = service_vars(
         "Keystone",
         "start-keystone.sh",
@@ -92,7 +92,8 @@ impl Keystone {
         reply.header("x-subject-token").unwrap().to_string()
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
+    /// The settings of a glint that validates tokens with this Keystone.
+    pub(super) fn service_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("GLINT_FLAVOR", "keystone".into()),
             ("GLINT_KEYSTONE_AUTHTOKEN_AUTH_URL", self.url.clone()),
@@ -102,9 +103,14 @@ impl Keystone {
                 "GLINT_KEYSTONE_AUTHTOKEN_PROJECT_NAME",
                 self.service.2.clone(),
             ),
-            ("GLINT_REGISTRY_TRUSTED_CLIENTS", "127.0.0.1".into()),
-            ("GLINT_DEBUG", "true".into()),
         ]
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.service_env();
+        env.push(("GLINT_REGISTRY_TRUSTED_CLIENTS", "127.0.0.1".into()));
+        env.push(("GLINT_DEBUG", "true".into()));
+        env
     }
 }
 
