@@ -28,7 +28,7 @@ fn v2_clients_smoke() {
 /// (scripts/identity_clients_smoke.py against `glint serve` with `flavor = keystone`).
 #[test]
 fn identity_clients_smoke() {
-    let Some(vars) = crate::stores_support::service_vars(
+    let Some(vars) = crate::support::service_vars(
         "Keystone",
         "start-keystone.sh",
         &[

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::images_support::{id_of, ImageServer, Payload, Reply};
+use crate::support::{id_of, ImageServer, Payload, Reply};
 
 const ADMIN: &str = "tok-admin";
 const ALICE: &str = "tok-alice";

@@ -2,8 +2,8 @@
 //! service user's own token, project-scoped users' tokens, an expired and a forged token, the
 //! owner and admin role taken from Keystone's answer, and no credential in any log line.
 
-use crate::images_support::{id_of, ApiClient, ImageServer, Payload, Shape};
-use crate::stores_support::service_vars;
+use crate::support::service_vars;
+use crate::support::{id_of, ApiClient, ImageServer, Payload, Shape};
 
 /// Keystone's variables, or `None` (a loud skip) without the test server.
 struct Keystone {

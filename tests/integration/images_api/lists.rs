@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::{keys_of, IMAGE_KEYS, PUBLIC, RAW_BARE};
-use crate::images_support::{id_of, test_data, ApiClient, ImageServer};
+use crate::support::{id_of, test_data, ApiClient, ImageServer};
 
 acceptance! {
     brief_entries_have_six_keys_and_detail_entries_the_full_object_without_location,

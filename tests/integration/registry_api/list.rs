@@ -86,7 +86,7 @@ fn mixed(srv: &TestServer) -> Mixed {
     let public_deleted = srv.create(json!({"name": "gone", "is_public": true}));
     let private_deleted = srv.create(json!({"name": "gone-private"}));
     for image in [&public_deleted, &private_deleted] {
-        srv.delete(&format!("/images/{}", id_of(image))).ok_json();
+        srv.delete(&format!("/images/{}", id_of(image))).json(200);
     }
     Mixed {
         public,
@@ -164,7 +164,7 @@ fn changes_since_lists_rows_updated_after_it_including_deleted_and_killed_ones()
     let updated = srv.update(&id_of(&updated), json!({"min_ram": 128}));
     let killed = srv.update(&id_of(&killed), json!({"status": "killed"}));
     srv.delete(&format!("/images/{}", id_of(&deleted)))
-        .ok_json();
+        .json(200);
     let want = ids(&[&updated, &killed, &deleted]);
     assert_eq!(
         id_set(&srv, &format!("/images?changes-since={since}")),
@@ -341,7 +341,7 @@ fn every_bad_list_parameter_is_400_with_its_message() {
     let srv = TestServer::start();
     let deleted = srv.create(json!({"is_public": true}));
     srv.delete(&format!("/images/{}", id_of(&deleted)))
-        .ok_json();
+        .json(200);
     let deleted = id_of(&deleted);
     let cases = [
         ("limit=ten", "limit param must be an integer"),
@@ -488,7 +488,7 @@ fn viewer_headers_are_refused_from_untrusted_peers_and_restrict_lists_from_trust
     let trusted =
         TestServer::start_trusting(Limits::default(), seed, vec!["127.0.0.1".parse().unwrap()]);
     let reply = trusted.request("GET", "/images/detail?is_public=None", &headers, "");
-    let names: BTreeSet<String> = reply.ok_json()["images"]
+    let names: BTreeSet<String> = reply.json(200)["images"]
         .as_array()
         .unwrap()
         .iter()
