@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::support::glint::registry_args;
 use crate::support::{id_of, run_glint, GlintProcess, RegistryClient};
 
 /// How long a signalled server may take to exit when nothing is in flight. The drain timeout is
@@ -207,20 +208,9 @@ fn an_invalid_value_in_the_config_file_exits_non_zero_naming_the_option() {
     let config = dir.path().join("glance-registry.conf");
     std::fs::write(&config, "[DEFAULT]\nverbose = perhaps\n").unwrap();
     let data = dir.path().join("data");
-    let (status, stderr) = run_glint(
-        &[
-            "registry",
-            "--bind-host",
-            "127.0.0.1",
-            "--registry-port",
-            "0",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--config-file",
-            config.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let mut args = registry_args(data.to_str().unwrap());
+    args.extend(["--config-file", config.to_str().unwrap()]);
+    let (status, stderr) = run_glint(&args, &[]);
     assert!(!status.success(), "{status}: {stderr}");
     assert!(
         stderr.contains("verbose") && stderr.contains("'perhaps'"),
@@ -286,24 +276,14 @@ fn environment_overrides_the_config_file_and_flags_override_both() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let mut glint = GlintProcess::spawn(
-        &[
-            "registry",
-            "--bind-host",
-            "127.0.0.1",
-            "--registry-port",
-            "0",
-            "--config-file",
-            config.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
+    let (_glint, addr) = GlintProcess::start_registry(
+        &data,
+        &["--config-file", config.to_str().unwrap()],
         &[
             ("GLINT_LIMIT_PARAM_DEFAULT", "2"),
             ("GLINT_REGISTRY_PORT", "2"),
         ],
     );
-    let addr = glint.wait_listening("registry");
     assert!(addr.port() > 2, "the --registry-port flag wins: {addr}");
     let client = RegistryClient::new(addr);
     for i in 0..4 {
@@ -318,15 +298,7 @@ fn an_unknown_command_line_option_exits_2() {
     let data = dir.path().to_str().unwrap();
     // Safe settings first, so that a parser that wrongly accepted the option would still only
     // listen on loopback (and be killed by run_glint's deadline).
-    let safe = [
-        "registry",
-        "--bind-host",
-        "127.0.0.1",
-        "--registry-port",
-        "0",
-        "--data-dir",
-        data,
-    ];
+    let safe = registry_args(data);
     let (status, stderr) = run_glint(&[&safe[..], &["--frobnicate"]].concat(), &[]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unknown option '--frobnicate'"), "{stderr}");

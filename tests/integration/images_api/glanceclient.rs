@@ -31,12 +31,7 @@ fn identity_clients_smoke() {
     let Some(vars) = crate::support::service_vars(
         "Keystone",
         "start-keystone.sh",
-        &[
-            "KEYSTONE_URL",
-            "KEYSTONE_SERVICE_USER",
-            "KEYSTONE_SERVICE_PASSWORD",
-            "KEYSTONE_SERVICE_PROJECT",
-        ],
+        &crate::support::services::KEYSTONE_SERVICE_VARS,
     ) else {
         return;
     };

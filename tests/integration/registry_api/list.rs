@@ -9,25 +9,7 @@ use glint::patch::ImagePatch;
 use glint::registry::Limits;
 
 use super::{full_image, keys_of, time_of, RECORD_KEYS};
-use crate::support::{id_of, TestServer};
-
-/// The ids of `path` as a set (for filters, whose order is checked in `paging`).
-#[track_caller]
-fn id_set(srv: &TestServer, path: &str) -> BTreeSet<String> {
-    let ids = srv.list_ids(path);
-    let set: BTreeSet<String> = ids.iter().cloned().collect();
-    assert_eq!(
-        set.len(),
-        ids.len(),
-        "{path} listed an image twice: {ids:?}"
-    );
-    set
-}
-
-/// A set of ids from image objects.
-fn ids(images: &[&Value]) -> BTreeSet<String> {
-    images.iter().map(|i| id_of(i)).collect()
-}
+use crate::support::{id_of, ids_of, TestServer};
 
 #[test]
 fn brief_list_entries_have_exactly_the_six_brief_keys() {
@@ -102,16 +84,16 @@ fn mixed(srv: &TestServer) -> Mixed {
 fn default_list_shows_only_public_images_that_are_neither_deleted_nor_killed() {
     let srv = TestServer::start();
     let m = mixed(&srv);
-    let want = ids(&[&m.public, &m.public_queued]);
+    let want = ids_of(&[&m.public, &m.public_queued]);
     for path in ["/images", "/images/detail", "/", "/images?is_public=true"] {
-        assert_eq!(id_set(&srv, path), want, "{path}");
+        assert_eq!(srv.id_set(path), want, "{path}");
     }
-    assert_eq!(id_set(&srv, "/images?is_public=1"), want);
-    assert_eq!(id_set(&srv, "/images?deleted=false"), want);
-    assert!(id_set(&srv, "/images?status=killed").is_empty());
+    assert_eq!(srv.id_set("/images?is_public=1"), want);
+    assert_eq!(srv.id_set("/images?deleted=false"), want);
+    assert!(srv.id_set("/images?status=killed").is_empty());
     assert_eq!(
-        id_set(&srv, "/images?status=killed&changes-since=2000-01-01"),
-        ids(&[&m.public_killed]),
+        srv.id_set("/images?status=killed&changes-since=2000-01-01"),
+        ids_of(&[&m.public_killed]),
         "the killed row exists; only the default restriction hides it"
     );
 }
@@ -125,11 +107,11 @@ fn is_public_false_lists_private_images_and_none_lists_all() {
         "/images?is_public=False",
         "/images/detail?is_public=0",
     ] {
-        assert_eq!(id_set(&srv, path), ids(&[&m.private]), "{path}");
+        assert_eq!(srv.id_set(path), ids_of(&[&m.private]), "{path}");
     }
-    let all = ids(&[&m.public, &m.public_queued, &m.private]);
+    let all = ids_of(&[&m.public, &m.public_queued, &m.private]);
     for path in ["/images?is_public=None", "/images/detail?is_public=none"] {
-        assert_eq!(id_set(&srv, path), all, "{path}");
+        assert_eq!(srv.id_set(path), all, "{path}");
     }
 }
 
@@ -138,12 +120,12 @@ fn deleted_true_lists_only_deleted_rows() {
     let srv = TestServer::start();
     let m = mixed(&srv);
     assert_eq!(
-        id_set(&srv, "/images/detail?deleted=true"),
-        ids(&[&m.public_deleted])
+        srv.id_set("/images/detail?deleted=true"),
+        ids_of(&[&m.public_deleted])
     );
     assert_eq!(
-        id_set(&srv, "/images?deleted=yes&is_public=None"),
-        ids(&[&m.public_deleted, &m.private_deleted])
+        srv.id_set("/images?deleted=yes&is_public=None"),
+        ids_of(&[&m.public_deleted, &m.private_deleted])
     );
     for image in srv.list("/images/detail?deleted=1&is_public=None") {
         assert_eq!(
@@ -165,37 +147,28 @@ fn changes_since_lists_rows_updated_after_it_including_deleted_and_killed_ones()
     let killed = srv.update(&id_of(&killed), json!({"status": "killed"}));
     srv.delete(&format!("/images/{}", id_of(&deleted)))
         .json(200);
-    let want = ids(&[&updated, &killed, &deleted]);
+    let want = ids_of(&[&updated, &killed, &deleted]);
+    assert_eq!(srv.id_set(&format!("/images?changes-since={since}")), want);
     assert_eq!(
-        id_set(&srv, &format!("/images?changes-since={since}")),
-        want
-    );
-    assert_eq!(
-        id_set(&srv, &format!("/images/detail?changes-since={since}")),
+        srv.id_set(&format!("/images/detail?changes-since={since}")),
         want
     );
     // The same instant written with an offset: 1 hour later in a zone 1 hour ahead.
     let t = glint::timestamp::Timestamp::parse(&since).unwrap();
     let ahead = glint::timestamp::Timestamp::from_micros(t.as_micros() + 3_600_000_000);
     assert_eq!(
-        id_set(&srv, &format!("/images?changes-since={ahead}%2B01:00")),
+        srv.id_set(&format!("/images?changes-since={ahead}%2B01:00")),
         want,
         "offsets are honoured"
     );
-    assert_eq!(
-        id_set(&srv, &format!("/images?changes-since={since}Z")),
-        want
-    );
-    let every = ids(&[&unchanged, &updated, &killed, &deleted]);
-    assert_eq!(id_set(&srv, "/images?changes-since=2000-01-01"), every);
-    assert!(id_set(&srv, "/images?changes-since=9999-12-31").is_empty());
+    assert_eq!(srv.id_set(&format!("/images?changes-since={since}Z")), want);
+    let every = ids_of(&[&unchanged, &updated, &killed, &deleted]);
+    assert_eq!(srv.id_set("/images?changes-since=2000-01-01"), every);
+    assert!(srv.id_set("/images?changes-since=9999-12-31").is_empty());
     // Other filters still apply to the rows changes-since lets in.
     assert_eq!(
-        id_set(
-            &srv,
-            &format!("/images?changes-since={since}&status=killed")
-        ),
-        ids(&[&killed])
+        srv.id_set(&format!("/images?changes-since={since}&status=killed")),
+        ids_of(&[&killed])
     );
 }
 
@@ -233,9 +206,9 @@ fn catalogue(srv: &TestServer) -> Vec<Value> {
 fn assert_filters(srv: &TestServer, images: &[Value], cases: &[(&str, &[usize])]) {
     for (query, want) in cases {
         let want: BTreeSet<String> = want.iter().map(|&i| id_of(&images[i])).collect();
-        assert_eq!(id_set(srv, &format!("/images?{query}")), want, "{query}");
+        assert_eq!(srv.id_set(&format!("/images?{query}")), want, "{query}");
         assert_eq!(
-            id_set(srv, &format!("/images/detail?{query}")),
+            srv.id_set(&format!("/images/detail?{query}")),
             want,
             "detail {query}"
         );

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use super::{assert_clear_error, assert_no_images, register};
+use crate::support::http::Download;
 use crate::support::services::{http_env, unique_name, HttpEnv};
 use crate::support::{md5_hex, test_data, ImageServer, Payload, MIB};
 
@@ -36,31 +37,42 @@ impl Drop for Served {
     }
 }
 
-#[test]
-fn http_location_is_registered_with_the_size_from_head_and_streams_identical_bytes() {
-    let Some(env) = http_env() else { return };
-    let glint = ImageServer::serve(&[], false);
-    let file = Served::new(&env, (3 * MIB + 5) as usize, 21);
-    let reply = register(&glint, "http-image", &env.url_of(&file.name));
-    let image = reply.json(201)["image"].clone();
-    assert_eq!(image["status"], "active", "{image}");
+/// Registers `location` (which serves `file`), asserts 201 with the file's size, and downloads
+/// the image, asserting 200 and the file's bytes; answers the image and the download.
+#[track_caller]
+fn register_and_read(
+    glint: &ImageServer,
+    name: &str,
+    location: &str,
+    file: &Served,
+) -> (serde_json::Value, Download) {
+    let image = register(glint, name, location).json(201)["image"].clone();
     assert_eq!(
         image["size"].as_u64(),
         Some(file.data.len() as u64),
         "{image}"
     );
-    let id = image["id"].as_str().unwrap().to_string();
-
-    let got = glint.download_hashed(&id, true);
+    let got = glint.download_hashed(image["id"].as_str().unwrap(), true);
     assert_eq!(got.status.as_u16(), 200, "{got:?}");
+    assert!(
+        got.data.as_deref() == Some(&file.data[..]),
+        "downloaded bytes differ from the origin's"
+    );
+    (image, got)
+}
+
+#[test]
+fn http_location_is_registered_with_the_size_from_head_and_streams_identical_bytes() {
+    let Some(env) = http_env() else { return };
+    let glint = ImageServer::serve(&[], false);
+    let file = Served::new(&env, (3 * MIB + 5) as usize, 21);
+    let (image, got) = register_and_read(&glint, "http-image", &env.url_of(&file.name), &file);
+    assert_eq!(image["status"], "active", "{image}");
+    let id = image["id"].as_str().unwrap().to_string();
     let size = file.data.len().to_string();
     assert_eq!(got.header("content-length"), Some(size.as_str()));
     assert_eq!(got.header("x-image-meta-size"), Some(size.as_str()));
     assert_eq!(got.md5, md5_hex(&file.data));
-    assert!(
-        got.data.unwrap() == file.data,
-        "downloaded bytes differ from the origin's"
-    );
 
     // The data is the origin's: deleting the image leaves the file in place.
     let deleted = glint.delete(&id);
@@ -76,20 +88,8 @@ fn http_redirect_location_is_followed_for_the_size_and_the_data() {
     let Some(env) = http_env() else { return };
     let glint = ImageServer::serve(&[], false);
     let file = Served::new(&env, (MIB + 99) as usize, 22);
-    let reply = register(&glint, "http-redirected", &env.redirect_to(&file.name));
-    let image = reply.json(201)["image"].clone();
-    assert_eq!(
-        image["size"].as_u64(),
-        Some(file.data.len() as u64),
-        "{image}"
-    );
-    let id = image["id"].as_str().unwrap().to_string();
-    let got = glint.download_hashed(&id, true);
-    assert_eq!(got.status.as_u16(), 200, "{got:?}");
-    assert!(
-        got.data.unwrap() == file.data,
-        "downloaded bytes differ from the origin's"
-    );
+    let location = env.redirect_to(&file.name);
+    register_and_read(&glint, "http-redirected", &location, &file);
 }
 
 #[test]
@@ -153,16 +153,7 @@ fn http_location_redirects_are_followed_at_most_five_times() {
     let file = Served::new(&env, 10_000, 24);
     // nginx answers /redirect/REST with 302 -> /REST: k nested prefixes make k redirects.
     let chain = |k: usize| format!("{}{}{}", env.url, "redirect/".repeat(k), file.name);
-    let reply = register(&glint, "http-five-redirects", &chain(5));
-    let image = reply.json(201)["image"].clone();
-    assert_eq!(image["size"].as_u64(), Some(10_000), "{image}");
-    let id = image["id"].as_str().unwrap().to_string();
-    let got = glint.download_hashed(&id, true);
-    assert_eq!(got.status.as_u16(), 200, "{got:?}");
-    assert!(
-        got.data.unwrap() == file.data,
-        "downloaded bytes differ from the origin's"
-    );
+    register_and_read(&glint, "http-five-redirects", &chain(5), &file);
 
     // One more is refused, and the client is told why (the location is the client's: a 500
     // whose cause is only in glint's log tells it nothing).

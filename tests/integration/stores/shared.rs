@@ -61,6 +61,26 @@ fn with_default<'a, S: RealStore>(headers: &[(&'a str, &'a str)]) -> Vec<(&'a st
     all
 }
 
+/// Downloads `id` (`len` bytes of MD5 `md5`, and exactly `data` when given), deletes it, and
+/// asserts that the server holds nothing for it any more.
+#[track_caller]
+fn assert_reads_back_then_delete<S: RealStore>(
+    w: &World<S>,
+    id: &str,
+    len: u64,
+    md5: &str,
+    data: Option<&[u8]>,
+) {
+    let got = assert_download(&w.glint, id, len, md5, data.is_some());
+    assert!(
+        got.as_deref() == data,
+        "downloaded bytes differ from the uploaded ones"
+    );
+    let deleted = w.glint.delete(id);
+    assert_eq!(deleted.status.as_u16(), 200, "{deleted:?}");
+    w.direct.assert_nothing_for(id);
+}
+
 /// An upload with a Content-Length is one object, reads back identical, and delete removes it.
 pub fn upload_with_content_length_is_one_object_reads_back_identical_and_delete_removes_it<
     S: RealStore,
@@ -77,15 +97,7 @@ pub fn upload_with_content_length_is_one_object_reads_back_identical_and_delete_
 
     // One plain object named by the id, whose ETag is its MD5.
     w.direct.assert_one_object(&id, &md5);
-    let got = assert_download(&w.glint, &id, data.len() as u64, &md5, true).unwrap();
-    assert!(
-        got == data,
-        "downloaded bytes differ from the uploaded ones"
-    );
-
-    let deleted = w.glint.delete(&id);
-    assert_eq!(deleted.status.as_u16(), 200, "{deleted:?}");
-    w.direct.assert_nothing_for(&id);
+    assert_reads_back_then_delete(&w, &id, data.len() as u64, &md5, Some(&data));
     assert_eq!(w.glint.download_hashed(&id, false).status.as_u16(), 404);
 }
 
@@ -109,15 +121,7 @@ pub fn chunked_upload_smaller_than_a_piece_reads_back_identical_and_delete_remov
     );
     let id = assert_uploaded(&reply, data.len() as u64, &md5);
     w.direct.assert_small_chunked(&id);
-    let got = assert_download(&w.glint, &id, data.len() as u64, &md5, true).unwrap();
-    assert!(
-        got == data,
-        "downloaded bytes differ from the uploaded ones"
-    );
-
-    let deleted = w.glint.delete(&id);
-    assert_eq!(deleted.status.as_u16(), 200, "{deleted:?}");
-    w.direct.assert_nothing_for(&id);
+    assert_reads_back_then_delete(&w, &id, data.len() as u64, &md5, Some(&data));
 }
 
 /// A chunked upload larger than a piece goes in pieces (8 + 8 + 4 MiB) and reads back identical.
@@ -135,11 +139,7 @@ pub fn chunked_upload_larger_than_a_piece_goes_in_pieces_and_reads_back_identica
     let reply = w.glint.upload(&name, S::DEFAULT_HEADERS, payload);
     let id = assert_uploaded(&reply, len, &md5);
     w.direct.assert_pieces(&id, 3);
-    assert_download(&w.glint, &id, len, &md5, false);
-
-    let deleted = w.glint.delete(&id);
-    assert_eq!(deleted.status.as_u16(), 200, "{deleted:?}");
-    w.direct.assert_nothing_for(&id);
+    assert_reads_back_then_delete(&w, &id, len, &md5, None);
 }
 
 /// 300 MiB uploads stream their 100 MiB pieces in flat memory, read back, and delete removes
@@ -166,16 +166,12 @@ pub fn upload_of_300_mib_streams_its_100_mib_pieces_in_flat_memory_and_reads_bac
         // 300 MiB in 100 MiB pieces: exactly 3 (no empty fourth), nothing left open.
         w.direct.assert_pieces(&id, 3);
         let started = std::time::Instant::now();
-        assert_download(&w.glint, &id, len, &md5, false);
+        assert_reads_back_then_delete(&w, &id, len, &md5, None);
         eprintln!(
-            "{} 300 MiB {how}: upload {upload:?}, download {:?}",
+            "{} 300 MiB {how}: upload {upload:?}, download and delete {:?}",
             S::NAME,
             started.elapsed()
         );
-
-        let deleted = w.glint.delete(&id);
-        assert_eq!(deleted.status.as_u16(), 200, "{how}: {deleted:?}");
-        w.direct.assert_nothing_for(&id);
     }
 
     // Memory stayed flat: not the image, and not even one piece.

@@ -161,14 +161,7 @@ impl Run {
     /// contains `needle`, without a panic or backtrace.
     #[track_caller]
     pub fn assert_failure(&self, needle: &str) {
-        assert_eq!(
-            self.code,
-            1,
-            "glint {:?}: expected exit code 1; stdout:\n{}\nstderr:\n{}",
-            self.args,
-            self.stdout_text(),
-            self.stderr
-        );
+        self.assert_code(1);
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert_eq!(
             lines.len(),
@@ -183,32 +176,39 @@ impl Run {
             self.args,
             self.stderr
         );
+        self.assert_stderr_has(needle);
+        self.assert_no_panic();
+    }
+
+    /// Asserts exit code `code`.
+    #[track_caller]
+    fn assert_code(&self, code: i32) {
+        assert_eq!(
+            self.code,
+            code,
+            "glint {:?}: expected exit code {code}; stdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.stdout_text(),
+            self.stderr
+        );
+    }
+
+    /// Asserts that stderr contains `needle`, whatever the case.
+    #[track_caller]
+    fn assert_stderr_has(&self, needle: &str) {
         assert!(
             self.stderr.to_lowercase().contains(&needle.to_lowercase()),
             "glint {:?}: stderr lacks {needle:?}: {}",
             self.args,
             self.stderr
         );
-        self.assert_no_panic();
     }
 
     /// Asserts exit code 2 (usage error) with a hint to `--help`, and no panic.
     #[track_caller]
     pub fn assert_usage_error(&self, needle: &str) {
-        assert_eq!(
-            self.code,
-            2,
-            "glint {:?}: expected exit code 2; stdout:\n{}\nstderr:\n{}",
-            self.args,
-            self.stdout_text(),
-            self.stderr
-        );
-        assert!(
-            self.stderr.to_lowercase().contains(&needle.to_lowercase()),
-            "glint {:?}: stderr lacks {needle:?}: {}",
-            self.args,
-            self.stderr
-        );
+        self.assert_code(2);
+        self.assert_stderr_has(needle);
         assert!(
             self.stderr.contains("help"),
             "glint {:?}: no hint to --help: {}",

@@ -1,6 +1,7 @@
 //! Shared fixtures: the one generator of image data ([`test_data`], streamed by [`DataGen`]),
 //! MD5, ids and keys of JSON image objects, polling, and a per-run seed.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -125,6 +126,11 @@ pub fn id_of(image: &Value) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("no id: {image}"))
         .to_string()
+}
+
+/// The ids of image objects, as a set.
+pub fn ids_of(images: &[&Value]) -> BTreeSet<String> {
+    images.iter().map(|i| id_of(i)).collect()
 }
 
 /// The sorted keys of a JSON object.

@@ -38,6 +38,19 @@ pub fn glint_command(args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// `glint registry` on `127.0.0.1` with a port the OS picks, over `data_dir`.
+pub fn registry_args(data_dir: &str) -> Vec<&str> {
+    vec![
+        "registry",
+        "--bind-host",
+        "127.0.0.1",
+        "--registry-port",
+        "0",
+        "--data-dir",
+        data_dir,
+    ]
+}
+
 /// The real `glint` binary as a child process. Killed by PID (SIGKILL) on drop if still running.
 pub struct GlintProcess {
     /// The process.
@@ -84,16 +97,7 @@ impl GlintProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> (GlintProcess, SocketAddr) {
-        let dir = data_dir.to_str().unwrap();
-        let mut args = vec![
-            "registry",
-            "--bind-host",
-            "127.0.0.1",
-            "--registry-port",
-            "0",
-            "--data-dir",
-            dir,
-        ];
+        let mut args = registry_args(data_dir.to_str().unwrap());
         args.extend_from_slice(extra);
         let mut process = GlintProcess::spawn(&args, env);
         let addr = process.wait_listening("registry");

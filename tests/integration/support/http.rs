@@ -5,7 +5,7 @@
 //! or generated while sending ([`Payload`]); downloads can be hashed as they stream in
 //! ([`Http::get_hashed`]) so 300 MiB never sit in the test's memory.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,7 +22,7 @@ use md5::{Digest, Md5};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
-use super::fixtures::{hex, DataGen, GEN_CHUNK};
+use super::fixtures::{hex, id_of, DataGen, GEN_CHUNK};
 
 /// Longest one request to glint may take (a 300 MiB transfer included) before the test fails
 /// instead of hanging.
@@ -327,6 +327,37 @@ impl Http {
             .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, fut).await })
             .unwrap_or_else(|_| panic!("{method} {path}: no response in {REQUEST_TIMEOUT:?}"))
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// `GET path`.
+    #[track_caller]
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], Payload::Empty)
+    }
+
+    /// `GET path`; asserts 200 and returns `images` from the body.
+    #[track_caller]
+    pub fn list(&self, path: &str) -> Vec<Value> {
+        self.get(path).images()
+    }
+
+    /// The ids of `GET path`, in order.
+    #[track_caller]
+    pub fn list_ids(&self, path: &str) -> Vec<String> {
+        self.list(path).iter().map(id_of).collect()
+    }
+
+    /// The ids of `GET path` as a set, asserting no image is listed twice.
+    #[track_caller]
+    pub fn id_set(&self, path: &str) -> BTreeSet<String> {
+        let ids = self.list_ids(path);
+        let set: BTreeSet<String> = ids.iter().cloned().collect();
+        assert_eq!(
+            set.len(),
+            ids.len(),
+            "{path} listed an image twice: {ids:?}"
+        );
+        set
     }
 
     /// `GET path`, hashed as it streams in; the bytes are kept when `keep`.

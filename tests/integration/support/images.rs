@@ -36,29 +36,6 @@ impl ApiClient {
         }
     }
 
-    /// Where the API listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.http.addr()
-    }
-
-    /// Sends one request and reads the whole response.
-    #[track_caller]
-    pub fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        payload: Payload,
-    ) -> Reply {
-        self.http.request(method, path, headers, payload)
-    }
-
-    /// `GET path`.
-    #[track_caller]
-    pub fn get(&self, path: &str) -> Reply {
-        self.request("GET", path, &[], Payload::Empty)
-    }
-
     /// `GET path` with extra headers.
     #[track_caller]
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -176,18 +153,6 @@ impl ApiClient {
         }
     }
 
-    /// `images` of a list or detail response (asserting 200).
-    #[track_caller]
-    pub fn list(&self, path: &str) -> Vec<Value> {
-        self.get(path).images()
-    }
-
-    /// The ids of a list or detail response, in order.
-    #[track_caller]
-    pub fn list_ids(&self, path: &str) -> Vec<String> {
-        self.list(path).iter().map(id_of).collect()
-    }
-
     /// The detail object of `id` in any state (deleted and killed included), or `None`.
     #[track_caller]
     pub fn detail_of(&self, id: &str) -> Option<Value> {
@@ -284,6 +249,15 @@ impl ApiClient {
             headers,
             body: Bytes::from(body.to_string()),
         }
+    }
+}
+
+/// `addr`, `request`, `get`, `list` and `list_ids` are the [`Http`] client's.
+impl std::ops::Deref for ApiClient {
+    type Target = Http;
+
+    fn deref(&self) -> &Http {
+        &self.http
     }
 }
 

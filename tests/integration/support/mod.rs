@@ -26,7 +26,8 @@ pub mod registry;
 pub mod services;
 
 pub use fixtures::{
-    eventually, fresh_seed, generated_md5, id_of, keys_of, md5_hex, random_image, test_data, MIB,
+    eventually, fresh_seed, generated_md5, id_of, ids_of, keys_of, md5_hex, random_image,
+    test_data, MIB,
 };
 pub use glint::{run_glint, GlintProcess};
 pub use http::{Payload, Reply};

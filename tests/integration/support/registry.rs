@@ -14,7 +14,6 @@ use tokio::sync::oneshot;
 use glint::api::registry::RegistryService;
 use glint::registry::{Limits, Registry};
 
-use super::fixtures::id_of;
 use super::http::{Http, Payload, Reply};
 
 /// A client of the Registry API (paths such as `/images/detail`), on the tests' one [`Http`].
@@ -29,23 +28,6 @@ impl RegistryClient {
         RegistryClient {
             http: Http::new(addr),
         }
-    }
-
-    /// Sends one request and reads the whole response.
-    #[track_caller]
-    pub fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: impl Into<Payload>,
-    ) -> Reply {
-        self.http.request(method, path, headers, body)
-    }
-
-    /// `GET path`.
-    pub fn get(&self, path: &str) -> Reply {
-        self.request("GET", path, &[], Payload::Empty)
     }
 
     /// `DELETE path`.
@@ -83,17 +65,14 @@ impl RegistryClient {
             .json(200)["image"]
             .clone()
     }
+}
 
-    /// `GET path`; asserts 200 and returns `images` from the body.
-    #[track_caller]
-    pub fn list(&self, path: &str) -> Vec<Value> {
-        self.get(path).images()
-    }
+/// `request`, `get`, `list` and `list_ids` are the [`Http`] client's.
+impl std::ops::Deref for RegistryClient {
+    type Target = Http;
 
-    /// The ids of `GET path`, in order.
-    #[track_caller]
-    pub fn list_ids(&self, path: &str) -> Vec<String> {
-        self.list(path).iter().map(id_of).collect()
+    fn deref(&self) -> &Http {
+        &self.http
     }
 }
 

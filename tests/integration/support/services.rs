@@ -56,6 +56,15 @@ pub fn service_vars(service: &str, script: &str, vars: &[&str]) -> Option<Vec<St
     None
 }
 
+/// The Keystone service user's variables: `KEYSTONE_URL` (with `/v3`), then its user name,
+/// password and project.
+pub const KEYSTONE_SERVICE_VARS: [&str; 4] = [
+    "KEYSTONE_URL",
+    "KEYSTONE_SERVICE_USER",
+    "KEYSTONE_SERVICE_PASSWORD",
+    "KEYSTONE_SERVICE_PROJECT",
+];
+
 /// The S3 server (radosgw): `S3_ENDPOINT`, `S3_ACCESS_KEY`, `S3_SECRET_KEY`, `S3_REGION`.
 #[derive(Debug, Clone)]
 pub struct S3Env {
