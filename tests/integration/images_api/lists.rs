@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use super::{keys_of, IMAGE_KEYS, PUBLIC, RAW_BARE};
-use crate::support::{id_of, ids_of, test_data, ApiClient, ImageServer};
+use crate::support::{id_of, ids_of, test_data, ApiClient, ImageServer, BRIEF_KEYS};
 
 acceptance! {
     brief_entries_have_six_keys_and_detail_entries_the_full_object_without_location,
@@ -24,17 +24,7 @@ fn brief_entries_have_six_keys_and_detail_entries_the_full_object_without_locati
     for path in ["/v1/images", "/v1/"] {
         let list = srv.list(path);
         assert_eq!(list.len(), 1, "{path}");
-        assert_eq!(
-            keys_of(&list[0]),
-            [
-                "checksum",
-                "container_format",
-                "disk_format",
-                "id",
-                "name",
-                "size"
-            ]
-        );
+        assert_eq!(keys_of(&list[0]), BRIEF_KEYS);
         for key in keys_of(&list[0]) {
             assert_eq!(list[0][&key], image[&key], "{path} {key}");
         }

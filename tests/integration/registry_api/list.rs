@@ -9,7 +9,7 @@ use glint::patch::ImagePatch;
 use glint::registry::Limits;
 
 use super::{full_image, keys_of, time_of, RECORD_KEYS};
-use crate::support::{id_of, ids_of, TestServer};
+use crate::support::{id_of, ids_of, TestServer, BRIEF_KEYS};
 
 #[test]
 fn brief_list_entries_have_exactly_the_six_brief_keys() {
@@ -18,18 +18,7 @@ fn brief_list_entries_have_exactly_the_six_brief_keys() {
     for path in ["/images", "/"] {
         let images = srv.list(path);
         assert_eq!(images.len(), 1, "{path}");
-        assert_eq!(
-            keys_of(&images[0]),
-            [
-                "checksum",
-                "container_format",
-                "disk_format",
-                "id",
-                "name",
-                "size"
-            ],
-            "{path}"
-        );
+        assert_eq!(keys_of(&images[0]), BRIEF_KEYS, "{path}");
         for key in keys_of(&images[0]) {
             assert_eq!(images[0][&key], created[&key], "{path} {key}");
         }

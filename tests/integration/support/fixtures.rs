@@ -11,6 +11,16 @@ use serde_json::Value;
 /// One MiB.
 pub const MIB: u64 = 1 << 20;
 
+/// The keys of an entry of a brief image list, in both APIs (spec §5.1, §9.1), sorted.
+pub const BRIEF_KEYS: [&str; 6] = [
+    "checksum",
+    "container_format",
+    "disk_format",
+    "id",
+    "name",
+    "size",
+];
+
 /// Size of the chunks of generated data.
 pub const GEN_CHUNK: usize = 1 << 20;
 

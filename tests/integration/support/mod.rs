@@ -27,7 +27,7 @@ pub mod services;
 
 pub use fixtures::{
     eventually, fresh_seed, generated_md5, id_of, ids_of, keys_of, md5_hex, random_image,
-    test_data, MIB,
+    test_data, BRIEF_KEYS, MIB,
 };
 pub use glint::{run_glint, GlintProcess};
 pub use http::{Payload, Reply};
