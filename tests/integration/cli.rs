@@ -5,9 +5,8 @@
 
 use serde_json::Value;
 
-use crate::cli_support::{
-    added_id, fresh_seed, md5_hex, random_bytes, random_image, run_glint, run_in_pty, Input, Server,
-};
+use crate::support::cli::{added_id, run_cli, run_in_pty, Input, Server};
+use crate::support::{fresh_seed, md5_hex, random_image, test_data};
 
 /// Every image command of the CLI.
 const IMAGE_COMMANDS: [&str; 8] = [
@@ -187,7 +186,7 @@ fn add_from_file_then_download_is_byte_identical() {
 #[test]
 fn add_json_reports_metadata_checksum_and_properties() {
     let server = Server::start();
-    let data = random_bytes(fresh_seed(), 1 << 20);
+    let data = test_data(1 << 20, fresh_seed());
     let file = server.path("kernel.img");
     std::fs::write(&file, &data).unwrap();
     let image = server
@@ -442,7 +441,7 @@ fn add_with_empty_stdin_makes_an_empty_active_image() {
 #[test]
 fn show_prints_every_field_and_property() {
     let server = Server::start();
-    let data = random_bytes(fresh_seed(), 3 << 20);
+    let data = test_data(3 << 20, fresh_seed());
     let image = server
         .run_with(
             &[
@@ -968,7 +967,7 @@ fn server_and_network_failures_exit_1_with_one_line() {
     ] {
         let mut args = args;
         args.extend(["--url", "http://127.0.0.1:1"]);
-        run_glint(&args, &[], Input::Null).assert_failure("127.0.0.1:1");
+        run_cli(&args, &[], Input::Null).assert_failure("127.0.0.1:1");
     }
 }
 
@@ -1001,9 +1000,9 @@ fn usage_errors_exit_2() {
         // No server is contacted for a usage error, but point at a real one anyway.
         server.run(args).assert_usage_error(needle);
     }
-    run_glint(&[], &[], Input::Null).assert_usage_error("Usage");
-    run_glint(&["index", "--url"], &[], Input::Null).assert_usage_error("--url needs a value");
-    run_glint(&["index", "--url", "ftp://example.com"], &[], Input::Null)
+    run_cli(&[], &[], Input::Null).assert_usage_error("Usage");
+    run_cli(&["index", "--url"], &[], Input::Null).assert_usage_error("--url needs a value");
+    run_cli(&["index", "--url", "ftp://example.com"], &[], Input::Null)
         .assert_usage_error("http://");
     // A usage error for a command says which command and where its help is.
     let run = server.run(&["show"]);
@@ -1022,7 +1021,7 @@ fn usage_errors_exit_2() {
 fn help_on_every_subcommand_shows_an_example() {
     for cmd in IMAGE_COMMANDS {
         for flag in ["--help", "-h"] {
-            let run = run_glint(&[cmd, flag], &[], Input::Null).success();
+            let run = run_cli(&[cmd, flag], &[], Input::Null).success();
             let text = run.stdout_text();
             assert!(
                 text.starts_with(&format!("Usage: glint {cmd}")),
@@ -1036,17 +1035,17 @@ fn help_on_every_subcommand_shows_an_example() {
             assert_eq!(run.stderr, "");
         }
         // `glint help CMD` is the same text; --help wins over other arguments.
-        let help = run_glint(&["help", cmd], &[], Input::Null).success();
-        let flag = run_glint(&[cmd, "--help"], &[], Input::Null).success();
+        let help = run_cli(&["help", cmd], &[], Input::Null).success();
+        let flag = run_cli(&[cmd, "--help"], &[], Input::Null).success();
         assert_eq!(help.stdout, flag.stdout);
-        let with_args = run_glint(&[cmd, UNKNOWN_ID, "--bogus", "--help"], &[], Input::Null);
+        let with_args = run_cli(&[cmd, UNKNOWN_ID, "--bogus", "--help"], &[], Input::Null);
         assert_eq!(with_args.success().stdout, flag.stdout);
     }
     for cmd in ["serve", "api", "registry"] {
-        let run = run_glint(&[cmd, "--help"], &[], Input::Null).success();
+        let run = run_cli(&[cmd, "--help"], &[], Input::Null).success();
         assert!(run.stdout_text().contains("Example"), "glint {cmd} --help");
     }
-    let overview = run_glint(&["--help"], &[], Input::Null)
+    let overview = run_cli(&["--help"], &[], Input::Null)
         .success()
         .stdout_text();
     for cmd in IMAGE_COMMANDS.iter().chain(&["serve", "api", "registry"]) {
@@ -1064,13 +1063,13 @@ fn glint_url_environment_variable_selects_the_server() {
         .run(&["add", "name=via-flag", "is_public=true"])
         .success();
     let env = [("GLINT_URL", server.url.as_str())];
-    let listed = run_glint(&["index", "--json"], &env, Input::Null)
+    let listed = run_cli(&["index", "--json"], &env, Input::Null)
         .success()
         .json();
     assert_eq!(listed[0]["name"], "via-flag");
     // A trailing /v1/ is accepted.
     let with_v1 = format!("{}/v1/", server.url);
-    let run = run_glint(
+    let run = run_cli(
         &["add", "name=via-env"],
         &[("GLINT_URL", with_v1.as_str())],
         Input::Null,
@@ -1079,7 +1078,7 @@ fn glint_url_environment_variable_selects_the_server() {
     added_id(&run.stdout_text());
     assert_eq!(server.all_images().len(), 2);
     // --url wins over GLINT_URL.
-    run_glint(&["index", "--url", "http://127.0.0.1:1"], &env, Input::Null)
+    run_cli(&["index", "--url", "http://127.0.0.1:1"], &env, Input::Null)
         .assert_failure("127.0.0.1:1");
 }
 

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::images_support::{ApiClient, Reply};
+use crate::support::{keys_of, ApiClient, Reply};
 
 /// Instantiates acceptance tests once per deployment shape, as `serve::<name>` and
 /// `split::<name>`. Each test is a `fn(&ImageServer)` in the invoking module; a list of
@@ -36,8 +36,8 @@ macro_rules! acceptance {
             $(
                 #[test]
                 fn $name() {
-                    let srv = crate::images_support::ImageServer::start(
-                        crate::images_support::Shape::Serve,
+                    let srv = crate::support::ImageServer::start(
+                        crate::support::Shape::Serve,
                         &[$($($env),*)?],
                     );
                     super::$name(&srv);
@@ -48,8 +48,8 @@ macro_rules! acceptance {
             $(
                 #[test]
                 fn $name() {
-                    let srv = crate::images_support::ImageServer::start(
-                        crate::images_support::Shape::Split,
+                    let srv = crate::support::ImageServer::start(
+                        crate::support::Shape::Split,
                         &[$($($env),*)?],
                     );
                     super::$name(&srv);
@@ -105,19 +105,6 @@ const IMAGE_KEYS: [&str; 18] = [
     "updated_at",
     "virtual_size",
 ];
-
-/// The sorted keys of a JSON object.
-#[track_caller]
-fn keys_of(object: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = object
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {object}"))
-        .keys()
-        .cloned()
-        .collect();
-    keys.sort();
-    keys
-}
 
 /// The `x-image-meta-*` headers (name after the prefix → value) that §4.2 derives from a JSON
 /// image object: underscore names, `True`/`False`, nulls omitted, one `property-<key>` per

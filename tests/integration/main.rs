@@ -1,21 +1,20 @@
 //! glint's integration tests: one binary (so it links once) that starts the real services on
 //! `127.0.0.1:0`, in-process or as the `glint` executable, and speaks HTTP to them.
 //!
-//! * `support` – the in-process `TestServer`, the `GlintProcess` child, and a raw hyper client.
+//! * `support` – the one support layer of every suite (see its module documentation): one HTTP
+//!   client, one way to start `glint`, the real servers, fixtures.
 //! * `registry_api` – the Registry API over HTTP (spec §5.9, §7, §8, §9).
 //! * `registry_binary` – the `glint` executable: signals, durability after `kill -9`, config.
 //! * `images_api` – the Images API in both deployment shapes, and python-glanceclient.
 //! * `cli` – the `glint` command-line client against a real server.
-//! * `stores` – the S3, Swift and HTTP stores against real servers (started by scripts/test.sh).
+//! * `stores` – the S3, Swift and HTTP stores against real servers (started by scripts/test.sh),
+//!   the object-store tests written once and run against each store.
 
 #![allow(clippy::unwrap_used)]
 
 mod cli;
-mod cli_support;
 mod images_api;
-mod images_support;
 mod registry_api;
 mod registry_binary;
 mod stores;
-mod stores_support;
 mod support;

@@ -9,7 +9,7 @@ mod update;
 
 use serde_json::{json, Value};
 
-use crate::support::Client;
+use crate::support::{keys_of, RegistryClient};
 
 /// Every key of a registry image object: the §3 record plus `location` (§9.1).
 const RECORD_KEYS: [&str; 24] = [
@@ -61,18 +61,6 @@ fn full_image(id: &str) -> Value {
     })
 }
 
-/// The sorted key set of a JSON object.
-fn keys_of(value: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = value
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {value}"))
-        .keys()
-        .cloned()
-        .collect();
-    keys.sort();
-    keys
-}
-
 /// Whether `s` is a canonical (lower-case, hyphenated) UUID.
 fn is_canonical_uuid(s: &str) -> bool {
     s.len() == 36
@@ -95,7 +83,7 @@ fn is_glance_time(s: &str) -> bool {
 const EVERY_ROW: &str = "/images/detail?is_public=None&changes-since=1900-01-01&limit=1000";
 
 /// The ids of every row the registry holds, sorted.
-fn every_id(client: &Client) -> Vec<String> {
+fn every_id(client: &RegistryClient) -> Vec<String> {
     let mut ids = client.list_ids(EVERY_ROW);
     ids.sort();
     ids

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{id_of, run_glint, Client, GlintProcess};
+use crate::support::glint::registry_args;
+use crate::support::{id_of, run_glint, GlintProcess, RegistryClient};
 
 /// How long a signalled server may take to exit when nothing is in flight. The drain timeout is
 /// 30 s, so a server that waits for idle connections fails this bound.
@@ -31,15 +32,15 @@ fn assert_exits_0_promptly(process: &mut GlintProcess) {
 #[test]
 fn sigterm_while_idle_exits_0_promptly_and_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut glint, addr) = GlintProcess::start_registry(dir.path(), &[]);
-    let client = Client::new(addr);
+    let (mut glint, addr) = GlintProcess::start_registry(dir.path(), &[], &[]);
+    let client = RegistryClient::new(addr);
     let image = client.create(json!({"name": "before-sigterm"}));
     glint.signal("TERM");
     assert_exits_0_promptly(&mut glint);
-    let (_glint, addr) = GlintProcess::start_registry(dir.path(), &[]);
-    let shown = Client::new(addr)
+    let (_glint, addr) = GlintProcess::start_registry(dir.path(), &[], &[]);
+    let shown = RegistryClient::new(addr)
         .get(&format!("/images/{}", id_of(&image)))
-        .ok_json();
+        .json(200);
     assert_eq!(shown["image"], image);
 }
 
@@ -48,7 +49,7 @@ fn sigterm_right_after_the_listening_line_exits_0() {
     // "Listening" is the readiness signal supervisors act on: from then on SIGTERM must mean a
     // graceful stop, never the default action (death by signal, no flush).
     let dir = tempfile::tempdir().unwrap();
-    let (mut glint, _addr) = GlintProcess::start_registry(dir.path(), &[]);
+    let (mut glint, _addr) = GlintProcess::start_registry(dir.path(), &[], &[]);
     glint.signal("TERM");
     assert_exits_0_promptly(&mut glint);
 }
@@ -56,8 +57,8 @@ fn sigterm_right_after_the_listening_line_exits_0() {
 #[test]
 fn sigint_while_idle_exits_0_promptly() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut glint, addr) = GlintProcess::start_registry(dir.path(), &["-v"]);
-    Client::new(addr).get("/images").ok_json();
+    let (mut glint, addr) = GlintProcess::start_registry(dir.path(), &["-v"], &[]);
+    RegistryClient::new(addr).get("/images").json(200);
     glint.signal("INT");
     assert_exits_0_promptly(&mut glint);
 }
@@ -90,7 +91,7 @@ fn read_response(stream: &mut TcpStream) -> String {
 #[test]
 fn sigterm_with_an_idle_keep_alive_connection_exits_0_promptly() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut glint, addr) = GlintProcess::start_registry(dir.path(), &[]);
+    let (mut glint, addr) = GlintProcess::start_registry(dir.path(), &[], &[]);
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -114,13 +115,13 @@ fn kill_restart_and_check(
     mut glint: GlintProcess,
     data_dir: &std::path::Path,
     acknowledged: &BTreeMap<String, Value>,
-) -> (GlintProcess, Client) {
+) -> (GlintProcess, RegistryClient) {
     glint.kill9();
     drop(glint);
-    let (glint, addr) = GlintProcess::start_registry(data_dir, &[]);
-    let client = Client::new(addr);
+    let (glint, addr) = GlintProcess::start_registry(data_dir, &[], &[]);
+    let client = RegistryClient::new(addr);
     for (id, image) in acknowledged {
-        let shown = client.get(&format!("/images/{id}")).ok_json();
+        let shown = client.get(&format!("/images/{id}")).json(200);
         assert_eq!(&shown["image"], image, "image {id} after kill -9");
     }
     let every = client.list_ids("/images?is_public=None&changes-since=2000-01-01&limit=100");
@@ -141,8 +142,8 @@ fn kill_restart_and_check(
 #[test]
 fn kill_9_loses_no_acknowledged_create_update_or_delete() {
     let dir = tempfile::tempdir().unwrap();
-    let (glint, addr) = GlintProcess::start_registry(dir.path(), &[]);
-    let client = Client::new(addr);
+    let (glint, addr) = GlintProcess::start_registry(dir.path(), &[], &[]);
+    let client = RegistryClient::new(addr);
     let mut acknowledged: BTreeMap<String, Value> = BTreeMap::new();
     // Each phase holds one kind of write and ends in kill -9, so a kind that acknowledges
     // before it is durable cannot hide behind a later write's flush.
@@ -173,7 +174,7 @@ fn kill_9_loses_no_acknowledged_create_update_or_delete() {
     assert_eq!(renamed.len(), 12);
 
     for id in ids.iter().skip(18) {
-        let image = client.delete(&format!("/images/{id}")).ok_json()["image"].clone();
+        let image = client.delete(&format!("/images/{id}")).json(200)["image"].clone();
         acknowledged.insert(id.clone(), image);
     }
     let (_glint, client) = kill_restart_and_check(glint, dir.path(), &acknowledged);
@@ -207,20 +208,9 @@ fn an_invalid_value_in_the_config_file_exits_non_zero_naming_the_option() {
     let config = dir.path().join("glance-registry.conf");
     std::fs::write(&config, "[DEFAULT]\nverbose = perhaps\n").unwrap();
     let data = dir.path().join("data");
-    let (status, stderr) = run_glint(
-        &[
-            "registry",
-            "--bind-host",
-            "127.0.0.1",
-            "--registry-port",
-            "0",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--config-file",
-            config.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let mut args = registry_args(data.to_str().unwrap());
+    args.extend(["--config-file", config.to_str().unwrap()]);
+    let (status, stderr) = run_glint(&args, &[]);
     assert!(!status.success(), "{status}: {stderr}");
     assert!(
         stderr.contains("verbose") && stderr.contains("'perhaps'"),
@@ -259,9 +249,9 @@ fn config_file_sets_the_port_and_the_page_sizes() {
         ],
         &[],
     );
-    let addr = glint.wait_listening();
+    let addr = glint.wait_listening("registry");
     assert_eq!(addr.to_string(), format!("127.0.0.1:{port}"));
-    let client = Client::new(addr);
+    let client = RegistryClient::new(addr);
     for i in 0..6 {
         client.create(json!({"name": format!("image-{i}"), "is_public": true}));
     }
@@ -286,26 +276,16 @@ fn environment_overrides_the_config_file_and_flags_override_both() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let mut glint = GlintProcess::spawn(
-        &[
-            "registry",
-            "--bind-host",
-            "127.0.0.1",
-            "--registry-port",
-            "0",
-            "--config-file",
-            config.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
+    let (_glint, addr) = GlintProcess::start_registry(
+        &data,
+        &["--config-file", config.to_str().unwrap()],
         &[
             ("GLINT_LIMIT_PARAM_DEFAULT", "2"),
             ("GLINT_REGISTRY_PORT", "2"),
         ],
     );
-    let addr = glint.wait_listening();
     assert!(addr.port() > 2, "the --registry-port flag wins: {addr}");
-    let client = Client::new(addr);
+    let client = RegistryClient::new(addr);
     for i in 0..4 {
         client.create(json!({"name": format!("image-{i}"), "is_public": true}));
     }
@@ -318,15 +298,7 @@ fn an_unknown_command_line_option_exits_2() {
     let data = dir.path().to_str().unwrap();
     // Safe settings first, so that a parser that wrongly accepted the option would still only
     // listen on loopback (and be killed by run_glint's deadline).
-    let safe = [
-        "registry",
-        "--bind-host",
-        "127.0.0.1",
-        "--registry-port",
-        "0",
-        "--data-dir",
-        data,
-    ];
+    let safe = registry_args(data);
     let (status, stderr) = run_glint(&[&safe[..], &["--frobnicate"]].concat(), &[]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unknown option '--frobnicate'"), "{stderr}");

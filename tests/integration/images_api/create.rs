@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::{assert_meta_headers, keys_of, IMAGE_KEYS, RAW_BARE};
-use crate::images_support::{id_of, md5_hex, test_data, ImageServer, Payload};
+use crate::support::{id_of, md5_hex, test_data, ImageServer, Payload};
 
 acceptance! {
     create_without_body_reserves_a_queued_image_with_an_absolute_location,

@@ -8,7 +8,7 @@ use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use super::{fixed_id, RAW_BARE};
-use crate::images_support::{id_of, test_data, ImageServer, Shape};
+use crate::support::{id_of, test_data, ImageServer, Shape};
 
 acceptance! {
     client_disconnect_mid_upload_kills_the_image_and_leaves_no_file,
@@ -20,11 +20,12 @@ const SETTLE: Duration = Duration::from_secs(10);
 
 fn client_disconnect_mid_upload_kills_the_image_and_leaves_no_file(srv: &ImageServer) {
     let id = fixed_id(30);
-    let stream = srv.start_partial_upload(&id, 1 << 20, 100 << 10);
+    let stream = srv.start_upload(&id, &[], 1 << 20, 100 << 10);
     stream.shutdown(Shutdown::Both).unwrap();
     drop(stream);
-    assert!(
+    assert_eq!(
         srv.wait_status(&id, "killed", SETTLE),
+        "killed",
         "image not killed after the client went away: {:?}",
         srv.head(&id).meta()
     );
@@ -39,8 +40,13 @@ fn client_disconnect_mid_upload_kills_the_image_and_leaves_no_file(srv: &ImageSe
 fn image_deleted_during_its_upload_answers_412_and_keeps_no_data(srv: &ImageServer) {
     let id = fixed_id(32);
     let total = 256 << 10;
-    let mut stream = srv.start_partial_upload(&id, total, 100 << 10);
-    assert!(srv.wait_status(&id, "saving", SETTLE), "{}", srv.logs());
+    let mut stream = srv.start_upload(&id, &[], total as u64, 100 << 10);
+    assert_eq!(
+        srv.wait_status(&id, "saving", SETTLE),
+        "saving",
+        "{}",
+        srv.logs()
+    );
     // §6: a saving image can be deleted; the upload then finds it gone.
     assert_eq!(srv.delete(&id).status.as_u16(), 200);
     stream
@@ -84,9 +90,10 @@ fn restart_after_kill_9_mid_upload_kills_the_image_and_keeps_acknowledged_images
     let reserved = id_of(&srv.create(&[("x-image-meta-name", "reserved")]));
 
     let id = fixed_id(31);
-    let mut stream = srv.start_partial_upload(&id, 1 << 20, 300 << 10);
-    assert!(
+    let mut stream = srv.start_upload(&id, &[], 1 << 20, 300 << 10);
+    assert_eq!(
         srv.wait_status(&id, "saving", SETTLE),
+        "saving",
         "upload did not start: {}",
         srv.logs()
     );

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::{assert_head_matches_detail, assert_meta_headers, PUBLIC, RAW_BARE};
-use crate::images_support::{id_of, md5_hex, test_data, ImageServer};
+use crate::support::{id_of, md5_hex, test_data, ImageServer};
 
 acceptance! {
     head_of_an_active_image_sends_exactly_the_queens_header_set,

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::images_support::{id_of, ImageServer, Payload, Reply};
+use crate::support::{id_of, ImageServer, Payload, Reply};
 
 const ADMIN: &str = "tok-admin";
 const ALICE: &str = "tok-alice";
@@ -500,10 +500,7 @@ fn a_policy_file_replaces_the_default_rules_it_names() {
          \"delete_image\": \"!\"\n",
     )
     .unwrap();
-    for shape in [
-        crate::images_support::Shape::Serve,
-        crate::images_support::Shape::Split,
-    ] {
+    for shape in [crate::support::Shape::Serve, crate::support::Shape::Split] {
         let srv = ImageServer::start(
             shape,
             &[
@@ -534,7 +531,7 @@ fn sighup_reloads_the_tokens_and_the_policy() {
     std::fs::write(&tokens, format!("{ALICE} {PROJECT_A} user-alice member\n")).unwrap();
     std::fs::write(&policy, "get_images: \"!\"\n").unwrap();
     let mut srv = ImageServer::start(
-        crate::images_support::Shape::Serve,
+        crate::support::Shape::Serve,
         &[
             ("GLINT_FLAVOR", "keystone"),
             ("GLINT_STATIC_TOKENS_FILE", tokens.to_str().unwrap()),

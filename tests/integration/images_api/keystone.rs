@@ -2,8 +2,9 @@
 //! service user's own token, project-scoped users' tokens, an expired and a forged token, the
 //! owner and admin role taken from Keystone's answer, and no credential in any log line.
 
-use crate::images_support::{id_of, ApiClient, ImageServer, Payload, Shape};
-use crate::stores_support::service_vars;
+use crate::support::service_vars;
+use crate::support::services::KEYSTONE_SERVICE_VARS;
+use crate::support::{id_of, ApiClient, ImageServer, Payload, Shape};
 
 /// Keystone's variables, or `None` (a loud skip) without the test server.
 pub(super) struct Keystone {
@@ -23,21 +24,21 @@ pub(super) fn keystone() -> Option<Keystone> {
         "Keystone",
         "start-keystone.sh",
         &[
-            "KEYSTONE_URL",
-            "KEYSTONE_SERVICE_USER",
-            "KEYSTONE_SERVICE_PASSWORD",
-            "KEYSTONE_SERVICE_PROJECT",
-            "KEYSTONE_DEMO_PROJECT",
-            "KEYSTONE_DEMO_PROJECT_ID",
-            "KEYSTONE_ALT_PROJECT",
-            "KEYSTONE_DEMO_ADMIN_USER",
-            "KEYSTONE_DEMO_ADMIN_PASSWORD",
-            "KEYSTONE_DEMO_MEMBER_USER",
-            "KEYSTONE_DEMO_MEMBER_PASSWORD",
-            "KEYSTONE_ALT_MEMBER_USER",
-            "KEYSTONE_ALT_MEMBER_PASSWORD",
-            "KEYSTONE_EXPIRED_TOKEN",
-        ],
+            &KEYSTONE_SERVICE_VARS[..],
+            &[
+                "KEYSTONE_DEMO_PROJECT",
+                "KEYSTONE_DEMO_PROJECT_ID",
+                "KEYSTONE_ALT_PROJECT",
+                "KEYSTONE_DEMO_ADMIN_USER",
+                "KEYSTONE_DEMO_ADMIN_PASSWORD",
+                "KEYSTONE_DEMO_MEMBER_USER",
+                "KEYSTONE_DEMO_MEMBER_PASSWORD",
+                "KEYSTONE_ALT_MEMBER_USER",
+                "KEYSTONE_ALT_MEMBER_PASSWORD",
+                "KEYSTONE_EXPIRED_TOKEN",
+            ],
+        ]
+        .concat(),
     )?;
     let user =
         |name: usize, project: usize| (v[name].clone(), v[name + 1].clone(), v[project].clone());

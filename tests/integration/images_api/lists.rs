@@ -3,12 +3,11 @@
 //! as the registry does them (the API forwards its query).
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
 
 use serde_json::Value;
 
 use super::{keys_of, IMAGE_KEYS, PUBLIC, RAW_BARE};
-use crate::images_support::{id_of, test_data, ApiClient, ImageServer};
+use crate::support::{id_of, ids_of, test_data, ApiClient, ImageServer, BRIEF_KEYS};
 
 acceptance! {
     brief_entries_have_six_keys_and_detail_entries_the_full_object_without_location,
@@ -18,23 +17,6 @@ acceptance! {
     bad_list_parameters_are_400_with_the_reason,
 }
 
-/// The ids of `path` as a set, asserting no image is listed twice.
-#[track_caller]
-fn id_set(client: &ApiClient, path: &str) -> BTreeSet<String> {
-    let ids = client.list_ids(path);
-    let set: BTreeSet<String> = ids.iter().cloned().collect();
-    assert_eq!(
-        set.len(),
-        ids.len(),
-        "{path} listed an image twice: {ids:?}"
-    );
-    set
-}
-
-fn set_of(images: &[&Value]) -> BTreeSet<String> {
-    images.iter().map(|i| id_of(i)).collect()
-}
-
 fn brief_entries_have_six_keys_and_detail_entries_the_full_object_without_location(
     srv: &ImageServer,
 ) {
@@ -42,17 +24,7 @@ fn brief_entries_have_six_keys_and_detail_entries_the_full_object_without_locati
     for path in ["/v1/images", "/v1/"] {
         let list = srv.list(path);
         assert_eq!(list.len(), 1, "{path}");
-        assert_eq!(
-            keys_of(&list[0]),
-            [
-                "checksum",
-                "container_format",
-                "disk_format",
-                "id",
-                "name",
-                "size"
-            ]
-        );
+        assert_eq!(keys_of(&list[0]), BRIEF_KEYS);
         for key in keys_of(&list[0]) {
             assert_eq!(list[0][&key], image[&key], "{path} {key}");
         }
@@ -82,22 +54,18 @@ fn default_list_hides_private_killed_and_deleted_images(srv: &ImageServer) {
     let deleted = srv.create_with_data(&[PUBLIC], b"deleted");
     assert_eq!(srv.delete(&id_of(&deleted)).status.as_u16(), 200);
 
-    let shown = set_of(&[&public, &queued]);
+    let shown = ids_of(&[&public, &queued]);
     for path in ["/v1/images", "/v1/images/detail"] {
-        assert_eq!(id_set(srv, path), shown, "{path}");
-        let all = set_of(&[&public, &queued, &private]);
-        assert_eq!(id_set(srv, &format!("{path}?is_public=None")), all);
-        let private_only = set_of(&[&private]);
-        assert_eq!(
-            id_set(srv, &format!("{path}?is_public=false")),
-            private_only
-        );
-        assert!(id_set(srv, &format!("{path}?status=killed")).is_empty());
+        assert_eq!(srv.id_set(path), shown, "{path}");
+        let all = ids_of(&[&public, &queued, &private]);
+        assert_eq!(srv.id_set(&format!("{path}?is_public=None")), all);
+        let private_only = ids_of(&[&private]);
+        assert_eq!(srv.id_set(&format!("{path}?is_public=false")), private_only);
+        assert!(srv.id_set(&format!("{path}?status=killed")).is_empty());
         // changes-since shows killed and deleted rows too.
-        let since = id_set(
-            srv,
-            &format!("{path}?changes-since=2000-01-01T00:00:00&is_public=None"),
-        );
+        let since = srv.id_set(&format!(
+            "{path}?changes-since=2000-01-01T00:00:00&is_public=None"
+        ));
         assert_eq!(since.len(), 5, "{since:?}");
         assert!(since.contains(&killed_id) && since.contains(&id_of(&deleted)));
     }
@@ -162,7 +130,7 @@ fn filters_select_exactly_the_matching_images(srv: &ImageServer) {
     for (query, want) in cases {
         for resource in ["/v1/images", "/v1/images/detail"] {
             let path = format!("{resource}?{query}");
-            assert_eq!(id_set(srv, &path), set_of(&want), "{path}");
+            assert_eq!(srv.id_set(&path), ids_of(&want), "{path}");
         }
     }
 }

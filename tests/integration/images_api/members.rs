@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::images_support::{id_of, ImageServer, Payload};
+use crate::support::{id_of, ImageServer, Payload};
 
 acceptance! {
     members_are_replaced_added_updated_and_removed,
@@ -20,7 +20,7 @@ fn members_path(id: &str) -> String {
     format!("/v1/images/{id}/members")
 }
 
-fn put_json(srv: &ImageServer, path: &str, body: Value) -> crate::images_support::Reply {
+fn put_json(srv: &ImageServer, path: &str, body: Value) -> crate::support::Reply {
     let data = Bytes::from(serde_json::to_vec(&body).unwrap());
     srv.request(
         "PUT",

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::images_support::{ImageServer, Payload, Reply, Shape};
+use crate::support::{ImageServer, Payload, Reply, Shape};
 
 acceptance! {
     every_response_carries_a_request_id_that_names_its_log_lines [("GLINT_DEBUG", "true")],
@@ -142,7 +142,7 @@ fn metrics_count_known_traffic() {
     let srv = ImageServer::start(Shape::Serve, &[]);
     let data = vec![7u8; 100_000];
     let image = srv.create_with_data(&[], &data);
-    let id = crate::images_support::id_of(&image);
+    let id = crate::support::id_of(&image);
     for _ in 0..2 {
         assert_eq!(srv.download(&id).status.as_u16(), 200);
     }

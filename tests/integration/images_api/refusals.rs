@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::{assert_no_record, fixed_id, RAW_BARE};
-use crate::images_support::{id_of, md5_hex, test_data, ImageServer, Payload};
+use crate::support::{id_of, md5_hex, test_data, ImageServer, Payload};
 
 acceptance! {
     declared_size_over_the_cap_is_400_and_leaves_no_record[("GLINT_IMAGE_SIZE_CAP", "1000")],

@@ -2,7 +2,7 @@
 //! of an image that is not active is 404, and a known path with the wrong method is 405 with
 //! `Allow`.
 
-use crate::images_support::{id_of, ImageServer, Payload};
+use crate::support::{id_of, ImageServer, Payload};
 
 acceptance! {
     download_of_an_image_that_is_not_active_is_404,

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::{assert_head_matches_detail, keys_of, IMAGE_KEYS, RAW_BARE};
-use crate::images_support::{id_of, md5_hex, test_data, ImageServer, Payload};
+use crate::support::{id_of, md5_hex, test_data, ImageServer, Payload};
 
 acceptance! {
     put_updates_metadata_and_answers_the_json_object,

@@ -8,7 +8,7 @@ use md5::Digest;
 use serde_json::{json, Value};
 
 use super::{PUBLIC, RAW_BARE};
-use crate::images_support::{id_of, md5_hex, test_data, ImageServer, Payload, Reply};
+use crate::support::{id_of, md5_hex, test_data, ImageServer, Payload, Reply};
 
 acceptance! {
     create_upload_download_records_md5_and_sha512,
@@ -421,8 +421,9 @@ fn glance_direct_import_stages_then_activates(srv: &ImageServer) {
     put_file(srv, &id, "stage", &data).assert_error(409, "to uploading is not allowed");
     import(json!({"name": "copy-image"})).assert_error(400, "not supported");
     assert_eq!(import(json!({"name": "glance-direct"})).status, 202);
-    assert!(
+    assert_eq!(
         srv.wait_status(&id, "active", std::time::Duration::from_secs(20)),
+        "active",
         "{}",
         show(srv, &id)
     );

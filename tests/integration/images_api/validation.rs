@@ -3,7 +3,7 @@
 //! and on PUT.
 
 use super::{assert_no_record, fixed_id};
-use crate::images_support::{id_of, ImageServer};
+use crate::support::{id_of, ImageServer};
 
 acceptance! {
     unknown_meta_header_is_400_bad_header,

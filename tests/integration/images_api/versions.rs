@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::PUBLIC;
-use crate::images_support::{id_of, ImageServer, Payload, Reply};
+use crate::support::{id_of, ImageServer, Payload, Reply};
 
 acceptance! {
     versions_is_200_with_the_v1_entries,

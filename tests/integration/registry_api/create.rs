@@ -25,7 +25,7 @@ fn create_returns_200_and_round_trips_every_field() {
     assert_eq!(stored["deleted_at"], Value::Null);
     assert!(is_glance_time(time_of(&stored, "created_at")), "{stored}");
     assert_eq!(stored["created_at"], stored["updated_at"]);
-    let shown = srv.get(&format!("/images/{ID}")).ok_json();
+    let shown = srv.get(&format!("/images/{ID}")).json(200);
     assert_eq!(shown, json!({ "image": stored }));
 }
 
@@ -58,7 +58,7 @@ fn create_defaults_status_active_and_generates_a_canonical_uuid4() {
     ] {
         assert_eq!(a[field], default, "default of {field}");
     }
-    assert_eq!(srv.get(&format!("/images/{id}")).ok_json()["image"], a);
+    assert_eq!(srv.get(&format!("/images/{id}")).json(200)["image"], a);
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn create_stores_a_non_canonical_id_in_canonical_form() {
     ] {
         let image = srv.create(json!({"id": given, "name": given}));
         assert_eq!(image["id"], canonical, "stored id of {given}");
-        let shown = srv.get(&format!("/images/{canonical}")).ok_json();
+        let shown = srv.get(&format!("/images/{canonical}")).json(200);
         assert_eq!(shown["image"]["name"], given);
     }
     // A non-canonical path id of at most 36 characters finds the canonical record.
@@ -102,7 +102,7 @@ fn create_stores_a_non_canonical_id_in_canonical_form() {
         "DE2F2211-3AC7-4260-9142-41DB0ECFB425",
         "0E7FA4A2C5F14A5A9B3A8F2B1C6D7E80",
     ] {
-        let shown = srv.get(&format!("/images/{path_id}")).ok_json();
+        let shown = srv.get(&format!("/images/{path_id}")).json(200);
         assert!(is_canonical_uuid(&id_of(&shown["image"])), "{shown}");
     }
 }
@@ -115,10 +115,10 @@ fn create_with_an_existing_id_is_409_in_any_form_and_even_when_deleted() {
         .assert_error(409, &format!("Image with identifier {ID} already exists!"));
     srv.try_create(json!({"id": ID.to_uppercase()}))
         .assert_error(409, "already exists");
-    srv.delete(&format!("/images/{ID}")).ok_json();
+    srv.delete(&format!("/images/{ID}")).json(200);
     srv.try_create(json!({"id": ID}))
         .assert_error(409, "already exists");
-    let shown = srv.get(&format!("/images/{ID}")).ok_json();
+    let shown = srv.get(&format!("/images/{ID}")).json(200);
     assert_eq!(shown["image"]["name"], "first", "the original is untouched");
 }
 
@@ -418,7 +418,7 @@ fn create_rejects_malformed_or_misshapen_bodies() {
 fn get_returns_the_full_record_including_location() {
     let srv = TestServer::start();
     let created = srv.create(full_image(ID));
-    let shown = srv.get(&format!("/images/{ID}")).ok_json();
+    let shown = srv.get(&format!("/images/{ID}")).json(200);
     assert_eq!(keys_of(&shown), ["image"]);
     assert_eq!(shown["image"], created);
     assert_eq!(

@@ -9,25 +9,7 @@ use glint::patch::ImagePatch;
 use glint::registry::Limits;
 
 use super::{full_image, keys_of, time_of, RECORD_KEYS};
-use crate::support::{id_of, TestServer};
-
-/// The ids of `path` as a set (for filters, whose order is checked in `paging`).
-#[track_caller]
-fn id_set(srv: &TestServer, path: &str) -> BTreeSet<String> {
-    let ids = srv.list_ids(path);
-    let set: BTreeSet<String> = ids.iter().cloned().collect();
-    assert_eq!(
-        set.len(),
-        ids.len(),
-        "{path} listed an image twice: {ids:?}"
-    );
-    set
-}
-
-/// A set of ids from image objects.
-fn ids(images: &[&Value]) -> BTreeSet<String> {
-    images.iter().map(|i| id_of(i)).collect()
-}
+use crate::support::{id_of, ids_of, TestServer, BRIEF_KEYS};
 
 #[test]
 fn brief_list_entries_have_exactly_the_six_brief_keys() {
@@ -36,18 +18,7 @@ fn brief_list_entries_have_exactly_the_six_brief_keys() {
     for path in ["/images", "/"] {
         let images = srv.list(path);
         assert_eq!(images.len(), 1, "{path}");
-        assert_eq!(
-            keys_of(&images[0]),
-            [
-                "checksum",
-                "container_format",
-                "disk_format",
-                "id",
-                "name",
-                "size"
-            ],
-            "{path}"
-        );
+        assert_eq!(keys_of(&images[0]), BRIEF_KEYS, "{path}");
         for key in keys_of(&images[0]) {
             assert_eq!(images[0][&key], created[&key], "{path} {key}");
         }
@@ -86,7 +57,7 @@ fn mixed(srv: &TestServer) -> Mixed {
     let public_deleted = srv.create(json!({"name": "gone", "is_public": true}));
     let private_deleted = srv.create(json!({"name": "gone-private"}));
     for image in [&public_deleted, &private_deleted] {
-        srv.delete(&format!("/images/{}", id_of(image))).ok_json();
+        srv.delete(&format!("/images/{}", id_of(image))).json(200);
     }
     Mixed {
         public,
@@ -102,16 +73,16 @@ fn mixed(srv: &TestServer) -> Mixed {
 fn default_list_shows_only_public_images_that_are_neither_deleted_nor_killed() {
     let srv = TestServer::start();
     let m = mixed(&srv);
-    let want = ids(&[&m.public, &m.public_queued]);
+    let want = ids_of(&[&m.public, &m.public_queued]);
     for path in ["/images", "/images/detail", "/", "/images?is_public=true"] {
-        assert_eq!(id_set(&srv, path), want, "{path}");
+        assert_eq!(srv.id_set(path), want, "{path}");
     }
-    assert_eq!(id_set(&srv, "/images?is_public=1"), want);
-    assert_eq!(id_set(&srv, "/images?deleted=false"), want);
-    assert!(id_set(&srv, "/images?status=killed").is_empty());
+    assert_eq!(srv.id_set("/images?is_public=1"), want);
+    assert_eq!(srv.id_set("/images?deleted=false"), want);
+    assert!(srv.id_set("/images?status=killed").is_empty());
     assert_eq!(
-        id_set(&srv, "/images?status=killed&changes-since=2000-01-01"),
-        ids(&[&m.public_killed]),
+        srv.id_set("/images?status=killed&changes-since=2000-01-01"),
+        ids_of(&[&m.public_killed]),
         "the killed row exists; only the default restriction hides it"
     );
 }
@@ -125,11 +96,11 @@ fn is_public_false_lists_private_images_and_none_lists_all() {
         "/images?is_public=False",
         "/images/detail?is_public=0",
     ] {
-        assert_eq!(id_set(&srv, path), ids(&[&m.private]), "{path}");
+        assert_eq!(srv.id_set(path), ids_of(&[&m.private]), "{path}");
     }
-    let all = ids(&[&m.public, &m.public_queued, &m.private]);
+    let all = ids_of(&[&m.public, &m.public_queued, &m.private]);
     for path in ["/images?is_public=None", "/images/detail?is_public=none"] {
-        assert_eq!(id_set(&srv, path), all, "{path}");
+        assert_eq!(srv.id_set(path), all, "{path}");
     }
 }
 
@@ -138,12 +109,12 @@ fn deleted_true_lists_only_deleted_rows() {
     let srv = TestServer::start();
     let m = mixed(&srv);
     assert_eq!(
-        id_set(&srv, "/images/detail?deleted=true"),
-        ids(&[&m.public_deleted])
+        srv.id_set("/images/detail?deleted=true"),
+        ids_of(&[&m.public_deleted])
     );
     assert_eq!(
-        id_set(&srv, "/images?deleted=yes&is_public=None"),
-        ids(&[&m.public_deleted, &m.private_deleted])
+        srv.id_set("/images?deleted=yes&is_public=None"),
+        ids_of(&[&m.public_deleted, &m.private_deleted])
     );
     for image in srv.list("/images/detail?deleted=1&is_public=None") {
         assert_eq!(
@@ -164,38 +135,29 @@ fn changes_since_lists_rows_updated_after_it_including_deleted_and_killed_ones()
     let updated = srv.update(&id_of(&updated), json!({"min_ram": 128}));
     let killed = srv.update(&id_of(&killed), json!({"status": "killed"}));
     srv.delete(&format!("/images/{}", id_of(&deleted)))
-        .ok_json();
-    let want = ids(&[&updated, &killed, &deleted]);
+        .json(200);
+    let want = ids_of(&[&updated, &killed, &deleted]);
+    assert_eq!(srv.id_set(&format!("/images?changes-since={since}")), want);
     assert_eq!(
-        id_set(&srv, &format!("/images?changes-since={since}")),
-        want
-    );
-    assert_eq!(
-        id_set(&srv, &format!("/images/detail?changes-since={since}")),
+        srv.id_set(&format!("/images/detail?changes-since={since}")),
         want
     );
     // The same instant written with an offset: 1 hour later in a zone 1 hour ahead.
     let t = glint::timestamp::Timestamp::parse(&since).unwrap();
     let ahead = glint::timestamp::Timestamp::from_micros(t.as_micros() + 3_600_000_000);
     assert_eq!(
-        id_set(&srv, &format!("/images?changes-since={ahead}%2B01:00")),
+        srv.id_set(&format!("/images?changes-since={ahead}%2B01:00")),
         want,
         "offsets are honoured"
     );
-    assert_eq!(
-        id_set(&srv, &format!("/images?changes-since={since}Z")),
-        want
-    );
-    let every = ids(&[&unchanged, &updated, &killed, &deleted]);
-    assert_eq!(id_set(&srv, "/images?changes-since=2000-01-01"), every);
-    assert!(id_set(&srv, "/images?changes-since=9999-12-31").is_empty());
+    assert_eq!(srv.id_set(&format!("/images?changes-since={since}Z")), want);
+    let every = ids_of(&[&unchanged, &updated, &killed, &deleted]);
+    assert_eq!(srv.id_set("/images?changes-since=2000-01-01"), every);
+    assert!(srv.id_set("/images?changes-since=9999-12-31").is_empty());
     // Other filters still apply to the rows changes-since lets in.
     assert_eq!(
-        id_set(
-            &srv,
-            &format!("/images?changes-since={since}&status=killed")
-        ),
-        ids(&[&killed])
+        srv.id_set(&format!("/images?changes-since={since}&status=killed")),
+        ids_of(&[&killed])
     );
 }
 
@@ -233,9 +195,9 @@ fn catalogue(srv: &TestServer) -> Vec<Value> {
 fn assert_filters(srv: &TestServer, images: &[Value], cases: &[(&str, &[usize])]) {
     for (query, want) in cases {
         let want: BTreeSet<String> = want.iter().map(|&i| id_of(&images[i])).collect();
-        assert_eq!(id_set(srv, &format!("/images?{query}")), want, "{query}");
+        assert_eq!(srv.id_set(&format!("/images?{query}")), want, "{query}");
         assert_eq!(
-            id_set(srv, &format!("/images/detail?{query}")),
+            srv.id_set(&format!("/images/detail?{query}")),
             want,
             "detail {query}"
         );
@@ -341,7 +303,7 @@ fn every_bad_list_parameter_is_400_with_its_message() {
     let srv = TestServer::start();
     let deleted = srv.create(json!({"is_public": true}));
     srv.delete(&format!("/images/{}", id_of(&deleted)))
-        .ok_json();
+        .json(200);
     let deleted = id_of(&deleted);
     let cases = [
         ("limit=ten", "limit param must be an integer"),
@@ -488,7 +450,7 @@ fn viewer_headers_are_refused_from_untrusted_peers_and_restrict_lists_from_trust
     let trusted =
         TestServer::start_trusting(Limits::default(), seed, vec!["127.0.0.1".parse().unwrap()]);
     let reply = trusted.request("GET", "/images/detail?is_public=None", &headers, "");
-    let names: BTreeSet<String> = reply.ok_json()["images"]
+    let names: BTreeSet<String> = reply.json(200)["images"]
         .as_array()
         .unwrap()
         .iter()

@@ -9,7 +9,7 @@ use glint::patch::ImagePatch;
 use glint::registry::Limits;
 
 use super::time_of;
-use crate::support::{id_of, Client, TestServer};
+use crate::support::{id_of, RegistryClient, TestServer};
 
 const SORT_KEYS: [&str; 8] = [
     "id",
@@ -59,7 +59,13 @@ fn expected_order(images: &[&Value], key: &str, dir: &str) -> Vec<String> {
 
 /// Walks `resource?query` with `limit` per page, following the marker until an empty page.
 #[track_caller]
-fn walk(client: &Client, resource: &str, query: &str, limit: usize, total: usize) -> Vec<String> {
+fn walk(
+    client: &RegistryClient,
+    resource: &str,
+    query: &str,
+    limit: usize,
+    total: usize,
+) -> Vec<String> {
     let mut seen = Vec::new();
     let mut marker: Option<String> = None;
     for _ in 0..=total / limit.max(1) + 1 {
@@ -121,7 +127,7 @@ fn varied_catalogue(srv: &TestServer) -> Vec<Value> {
     for i in [3, 16] {
         images[i] = srv
             .delete(&format!("/images/{}", id_of(&images[i])))
-            .ok_json()["image"]
+            .json(200)["image"]
             .clone();
     }
     images

@@ -121,7 +121,7 @@ fn json_body_over_4_mib_is_413_and_4_mib_is_accepted() {
     srv.post_raw("/images", padded_body(MAX_BODY + 1))
         .assert_error(413, "larger than");
     assert!(every_id(&srv).is_empty());
-    let image = srv.post_raw("/images", padded_body(MAX_BODY)).ok_json();
+    let image = srv.post_raw("/images", padded_body(MAX_BODY)).json(200);
     assert_eq!(image["image"]["name"], "big");
     let path = format!("/images/{}", image["image"]["id"].as_str().unwrap());
     srv.request(
@@ -131,7 +131,7 @@ fn json_body_over_4_mib_is_413_and_4_mib_is_accepted() {
         padded_body(MAX_BODY + 1),
     )
     .assert_error(413, "larger than");
-    assert_eq!(srv.get(&path).ok_json()["image"]["name"], "big");
+    assert_eq!(srv.get(&path).json(200)["image"]["name"], "big");
 }
 
 /// The Registry API answers `/healthcheck` like the Images API, and sends a request id.

@@ -33,7 +33,7 @@ fn update_merges_fields_bumps_updated_at_and_keeps_created_at() {
             _ => assert_eq!(value, &before[field], "{field} changed"),
         }
     }
-    assert_eq!(srv.get(PATH).ok_json()["image"], after);
+    assert_eq!(srv.get(PATH).json(200)["image"], after);
     let again = srv.update(ID, json!({"properties": {"os_distro": "cirros"}}));
     assert!(
         time_of(&again, "updated_at") > time_of(&after, "updated_at"),
@@ -61,7 +61,7 @@ fn update_ignores_client_timestamps_and_the_deleted_flag() {
     assert_eq!(after["deleted_at"], Value::Null);
     assert_eq!(after["deleted"], false);
     assert_eq!(after["status"], "active");
-    assert_eq!(srv.get(PATH).ok_json()["image"], after);
+    assert_eq!(srv.get(PATH).json(200)["image"], after);
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn purge_props_header_replaces_the_properties() {
     srv.create(json!({"id": ID, "properties": {"a": "1", "b": "2"}}));
     let purge = |body: Value| {
         srv.put_json(PATH, &[PURGE], &json!({ "image": body }))
-            .ok_json()["image"]
+            .json(200)["image"]
             .clone()
     };
     let after = purge(json!({"properties": {"b": "3", "c": "4"}}));
@@ -88,7 +88,7 @@ fn purge_props_header_replaces_the_properties() {
     let after = purge(json!({"name": "body without properties"}));
     assert_eq!(props(&after), &json!({}), "nothing named, nothing kept");
     assert_eq!(after["name"], "body without properties");
-    assert_eq!(props(&srv.get(PATH).ok_json()["image"]), &json!({}));
+    assert_eq!(props(&srv.get(PATH).json(200)["image"]), &json!({}));
     // The purged properties no longer match a filter.
     srv.update(ID, json!({"is_public": true}));
     assert!(srv.list_ids("/images?property-b=3").is_empty());
@@ -105,7 +105,7 @@ fn purge_props_header_purges_only_when_exactly_true() {
             &json!({"image": {"properties": {"b": "2"}}}),
         );
         assert_eq!(
-            props(&reply.ok_json()["image"]),
+            props(&reply.json(200)["image"]),
             &json!({"a": "1", "b": "2"}),
             "header value {value:?} must not purge (§9.4: only the exact string `true`)"
         );
@@ -122,13 +122,13 @@ fn update_with_a_mismatched_from_state_is_409_and_a_matching_one_applies() {
         &json!({"image": {"status": "active"}, "from_state": "saving"}),
     )
     .assert_error(409, "Image operation conflicts");
-    assert_eq!(srv.get(PATH).ok_json()["image"]["status"], "queued");
+    assert_eq!(srv.get(PATH).json(200)["image"]["status"], "queued");
     let reply = srv.put_json(
         PATH,
         &[],
         &json!({"image": {"status": "saving"}, "from_state": "queued"}),
     );
-    assert_eq!(reply.ok_json()["image"]["status"], "saving");
+    assert_eq!(reply.json(200)["image"]["status"], "saving");
     srv.put_json(
         PATH,
         &[],
@@ -149,7 +149,7 @@ fn update_that_changes_the_id_is_403_but_repeating_it_is_fine() {
         &json!({"image": {"id": "0b6e3c38-8b5c-4b55-9a8e-3f1fb1b5b2a1", "name": "x"}}),
     )
     .assert_error(403, "Forbidden to modify 'id' of image.");
-    assert_eq!(srv.get(PATH).ok_json()["image"]["name"], "n");
+    assert_eq!(srv.get(PATH).json(200)["image"]["name"], "n");
     let same = srv.update(ID, json!({"id": ID.to_uppercase(), "name": "m"}));
     assert_eq!((&same["id"], &same["name"]), (&json!(ID), &json!("m")));
 }
@@ -158,10 +158,10 @@ fn update_that_changes_the_id_is_403_but_repeating_it_is_fine() {
 fn update_of_a_deleted_image_is_403() {
     let srv = TestServer::start();
     srv.create(json!({"id": ID}));
-    srv.delete(PATH).ok_json();
+    srv.delete(PATH).json(200);
     srv.put_json(PATH, &[], &json!({"image": {"name": "zombie"}}))
         .assert_error(403, "Forbidden to update deleted image.");
-    assert_eq!(srv.get(PATH).ok_json()["image"]["name"], Value::Null);
+    assert_eq!(srv.get(PATH).json(200)["image"]["name"], Value::Null);
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn update_with_invalid_values_is_400_and_changes_nothing() {
         )
         .assert_error(400, "Failed to update image metadata");
     }
-    assert_eq!(srv.get(PATH).ok_json()["image"], stored);
+    assert_eq!(srv.get(PATH).json(200)["image"], stored);
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn delete_returns_the_deleted_record_which_get_still_shows_but_lists_hide() {
     let srv = TestServer::start();
     let created = srv.create(full_image(ID));
     let other = srv.create(json!({"is_public": true}));
-    let deleted = srv.delete(PATH).ok_json()["image"].clone();
+    let deleted = srv.delete(PATH).json(200)["image"].clone();
     assert_eq!(deleted["status"], "deleted");
     assert_eq!(deleted["deleted"], true);
     let deleted_at = time_of(&deleted, "deleted_at");
@@ -239,7 +239,7 @@ fn delete_returns_the_deleted_record_which_get_still_shows_but_lists_hide() {
     ] {
         assert_eq!(deleted[field], created[field], "{field}");
     }
-    assert_eq!(srv.get(PATH).ok_json()["image"], deleted);
+    assert_eq!(srv.get(PATH).json(200)["image"], deleted);
     for path in [
         "/images",
         "/images/detail",
@@ -260,7 +260,7 @@ fn delete_returns_the_deleted_record_which_get_still_shows_but_lists_hide() {
 fn delete_of_a_deleted_unknown_or_non_uuid_image_is_404() {
     let srv = TestServer::start();
     srv.create(json!({"id": ID}));
-    srv.delete(PATH).ok_json();
+    srv.delete(PATH).json(200);
     srv.delete(PATH).assert_error(404, "not found");
     srv.delete("/images/0b6e3c38-8b5c-4b55-9a8e-3f1fb1b5b2a1")
         .assert_error(404, "not found");

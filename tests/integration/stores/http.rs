@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
-use super::assert_clear_error;
-use crate::stores_support::{
-    http_env, md5_hex, test_data, unique_name, Glint, HttpEnv, Payload, MIB,
-};
+use super::{assert_clear_error, assert_no_images, register};
+use crate::support::http::Download;
+use crate::support::services::{http_env, unique_name, HttpEnv};
+use crate::support::{md5_hex, test_data, ImageServer, Payload, MIB};
 
 /// A file in nginx's directory, removed on drop.
 struct Served {
@@ -37,48 +37,42 @@ impl Drop for Served {
     }
 }
 
-/// `POST /v1/images` registering `location` (raw/bare, named `name`).
-fn register(glint: &Glint, name: &str, location: &str) -> crate::stores_support::Reply {
-    glint.post(&[
-        ("x-image-meta-name", name),
-        ("x-image-meta-disk_format", "raw"),
-        ("x-image-meta-container_format", "bare"),
-        ("x-image-meta-location", location),
-    ])
-}
-
-/// Asserts that glint holds no image at all.
+/// Registers `location` (which serves `file`), asserts 201 with the file's size, and downloads
+/// the image, asserting 200 and the file's bytes; answers the image and the download.
 #[track_caller]
-fn assert_no_images(glint: &Glint) {
-    let all = glint.get("/v1/images/detail?changes-since=2000-01-01T00:00:00&is_public=None");
-    assert_eq!(all.json(200)["images"], serde_json::json!([]));
-}
-
-#[test]
-fn http_location_is_registered_with_the_size_from_head_and_streams_identical_bytes() {
-    let Some(env) = http_env() else { return };
-    let glint = Glint::start(&[], false);
-    let file = Served::new(&env, (3 * MIB + 5) as usize, 21);
-    let reply = register(&glint, "http-image", &env.url_of(&file.name));
-    let image = reply.json(201)["image"].clone();
-    assert_eq!(image["status"], "active", "{image}");
+fn register_and_read(
+    glint: &ImageServer,
+    name: &str,
+    location: &str,
+    file: &Served,
+) -> (serde_json::Value, Download) {
+    let image = register(glint, name, location).json(201)["image"].clone();
     assert_eq!(
         image["size"].as_u64(),
         Some(file.data.len() as u64),
         "{image}"
     );
-    let id = image["id"].as_str().unwrap().to_string();
-
-    let got = glint.download(&id, true);
+    let got = glint.download_hashed(image["id"].as_str().unwrap(), true);
     assert_eq!(got.status.as_u16(), 200, "{got:?}");
+    assert!(
+        got.data.as_deref() == Some(&file.data[..]),
+        "downloaded bytes differ from the origin's"
+    );
+    (image, got)
+}
+
+#[test]
+fn http_location_is_registered_with_the_size_from_head_and_streams_identical_bytes() {
+    let Some(env) = http_env() else { return };
+    let glint = ImageServer::serve(&[], false);
+    let file = Served::new(&env, (3 * MIB + 5) as usize, 21);
+    let (image, got) = register_and_read(&glint, "http-image", &env.url_of(&file.name), &file);
+    assert_eq!(image["status"], "active", "{image}");
+    let id = image["id"].as_str().unwrap().to_string();
     let size = file.data.len().to_string();
     assert_eq!(got.header("content-length"), Some(size.as_str()));
     assert_eq!(got.header("x-image-meta-size"), Some(size.as_str()));
     assert_eq!(got.md5, md5_hex(&file.data));
-    assert!(
-        got.data.unwrap() == file.data,
-        "downloaded bytes differ from the origin's"
-    );
 
     // The data is the origin's: deleting the image leaves the file in place.
     let deleted = glint.delete(&id);
@@ -92,28 +86,16 @@ fn http_location_is_registered_with_the_size_from_head_and_streams_identical_byt
 #[test]
 fn http_redirect_location_is_followed_for_the_size_and_the_data() {
     let Some(env) = http_env() else { return };
-    let glint = Glint::start(&[], false);
+    let glint = ImageServer::serve(&[], false);
     let file = Served::new(&env, (MIB + 99) as usize, 22);
-    let reply = register(&glint, "http-redirected", &env.redirect_to(&file.name));
-    let image = reply.json(201)["image"].clone();
-    assert_eq!(
-        image["size"].as_u64(),
-        Some(file.data.len() as u64),
-        "{image}"
-    );
-    let id = image["id"].as_str().unwrap().to_string();
-    let got = glint.download(&id, true);
-    assert_eq!(got.status.as_u16(), 200, "{got:?}");
-    assert!(
-        got.data.unwrap() == file.data,
-        "downloaded bytes differ from the origin's"
-    );
+    let location = env.redirect_to(&file.name);
+    register_and_read(&glint, "http-redirected", &location, &file);
 }
 
 #[test]
 fn http_location_answering_404_is_refused_with_404_and_creates_nothing() {
     let Some(env) = http_env() else { return };
-    let glint = Glint::start(&[], false);
+    let glint = ImageServer::serve(&[], false);
     let missing = format!("{}.img", unique_name());
     let reply = register(&glint, "http-missing", &env.url_of(&missing));
     assert_clear_error(&reply, 404, &[&missing], &[]);
@@ -124,7 +106,7 @@ fn http_location_answering_404_is_refused_with_404_and_creates_nothing() {
 
 #[test]
 fn http_location_on_an_unreachable_origin_is_refused_with_503() {
-    let glint = Glint::start(&[], false);
+    let glint = ImageServer::serve(&[], false);
     let reply = register(&glint, "http-unreachable", "http://127.0.0.1:1/x");
     assert_clear_error(&reply, 503, &["127.0.0.1:1", "unreachable"], &[]);
     assert_no_images(&glint);
@@ -133,7 +115,7 @@ fn http_location_on_an_unreachable_origin_is_refused_with_503() {
 #[test]
 fn http_origin_losing_the_file_after_registration_makes_the_download_404() {
     let Some(env) = http_env() else { return };
-    let glint = Glint::start(&[], false);
+    let glint = ImageServer::serve(&[], false);
     let file = Served::new(&env, 4096, 23);
     let reply = register(&glint, "http-vanishing", &env.url_of(&file.name));
     let id = reply.json(201)["image"]["id"].as_str().unwrap().to_string();
@@ -144,7 +126,7 @@ fn http_origin_losing_the_file_after_registration_makes_the_download_404() {
 
 #[test]
 fn http_store_refuses_uploads_with_410_and_kills_the_image() {
-    let glint = Glint::start(&[], false);
+    let glint = ImageServer::serve(&[], false);
     let id = uuid::Uuid::new_v4().to_string();
     let reply = glint.upload(
         "http-upload",
@@ -158,7 +140,7 @@ fn http_store_refuses_uploads_with_410_and_kills_the_image() {
 
 #[test]
 fn file_location_is_refused_with_400_and_creates_nothing() {
-    let glint = Glint::start(&[], false);
+    let glint = ImageServer::serve(&[], false);
     let reply = register(&glint, "passwd", "file:///etc/passwd");
     assert_clear_error(&reply, 400, &["not supported"], &[]);
     assert_no_images(&glint);
@@ -167,20 +149,11 @@ fn file_location_is_refused_with_400_and_creates_nothing() {
 #[test]
 fn http_location_redirects_are_followed_at_most_five_times() {
     let Some(env) = http_env() else { return };
-    let glint = Glint::start(&[], false);
+    let glint = ImageServer::serve(&[], false);
     let file = Served::new(&env, 10_000, 24);
     // nginx answers /redirect/REST with 302 -> /REST: k nested prefixes make k redirects.
     let chain = |k: usize| format!("{}{}{}", env.url, "redirect/".repeat(k), file.name);
-    let reply = register(&glint, "http-five-redirects", &chain(5));
-    let image = reply.json(201)["image"].clone();
-    assert_eq!(image["size"].as_u64(), Some(10_000), "{image}");
-    let id = image["id"].as_str().unwrap().to_string();
-    let got = glint.download(&id, true);
-    assert_eq!(got.status.as_u16(), 200, "{got:?}");
-    assert!(
-        got.data.unwrap() == file.data,
-        "downloaded bytes differ from the origin's"
-    );
+    register_and_read(&glint, "http-five-redirects", &chain(5), &file);
 
     // One more is refused, and the client is told why (the location is the client's: a 500
     // whose cause is only in glint's log tells it nothing).
@@ -194,7 +167,7 @@ fn http_location_redirects_are_followed_at_most_five_times() {
         "expected an error naming the redirect limit, got {}: {:?}\nglint's log:\n{}",
         reply.status,
         reply.text(),
-        glint.log()
+        glint.logs()
     );
     let all = glint.get("/v1/images/detail?changes-since=2000-01-01T00:00:00&is_public=None");
     assert_eq!(all.json(200)["images"].as_array().map(Vec::len), Some(1));
@@ -203,7 +176,7 @@ fn http_location_redirects_are_followed_at_most_five_times() {
 #[test]
 fn v2_web_download_import_copies_the_origins_bytes_into_the_default_store() {
     let Some(env) = http_env() else { return };
-    let glint = Glint::start(&[], false);
+    let glint = ImageServer::serve(&[], false);
     let file = Served::new(&env, (2 * MIB + 3) as usize, 23);
     let json = |value: serde_json::Value| Payload::Sized(Bytes::from(value.to_string()));
     let created = glint.request(

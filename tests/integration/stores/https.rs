@@ -6,7 +6,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::stores_support::{md5_hex, test_data, vars, Glint};
+use super::register;
+use crate::support::services::vars;
+use crate::support::{md5_hex, test_data, ImageServer};
 
 /// A Python https file server on 127.0.0.1, killed on drop.
 struct TlsOrigin {
@@ -115,14 +117,6 @@ fn tls_origin() -> TlsOrigin {
     TlsOrigin { child, port, dir }
 }
 
-fn register(glint: &Glint, url: &str) -> crate::stores_support::Reply {
-    glint.post(&[
-        ("x-image-meta-disk_format", "raw"),
-        ("x-image-meta-container_format", "bare"),
-        ("x-image-meta-location", url),
-    ])
-}
-
 #[test]
 fn https_location_is_verified_against_the_configured_ca_and_streams_identical_bytes() {
     let origin = tls_origin();
@@ -131,23 +125,23 @@ fn https_location_is_verified_against_the_configured_ca_and_streams_identical_by
     let url = format!("https://127.0.0.1:{}/disk.img", origin.port);
     let ca = origin.dir.path().join("ca.pem");
 
-    let trusting = Glint::start(
+    let trusting = ImageServer::serve(
         &vars(&[("GLINT_HTTPS_CA_CERTIFICATES_FILE", ca.to_str().unwrap())]),
         false,
     );
-    let image = register(&trusting, &url).json(201)["image"].clone();
+    let image = register(&trusting, "disk", &url).json(201)["image"].clone();
     assert_eq!(
         (image["status"].as_str(), image["size"].as_u64()),
         (Some("active"), Some(data.len() as u64)),
         "{image}"
     );
-    let got = trusting.download(image["id"].as_str().unwrap(), true);
+    let got = trusting.download_hashed(image["id"].as_str().unwrap(), true);
     assert_eq!(got.status.as_u16(), 200);
     assert_eq!(got.md5, md5_hex(&data));
 
     // Without the CA, the system store does not know it: a clear 503, nothing created.
-    let system_only = Glint::start(&[], false);
-    let reply = register(&system_only, &url);
+    let system_only = ImageServer::serve(&[], false);
+    let reply = register(&system_only, "disk", &url);
     assert_eq!(reply.status.as_u16(), 503, "{}", reply.text());
     assert!(reply.text().contains("certificate"), "{}", reply.text());
 }

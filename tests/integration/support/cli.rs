@@ -1,38 +1,29 @@
-//! Support for the `glint` CLI tests: a real `glint serve` child on loopback (killed by PID on
-//! drop), a runner for the CLI binary with piped stdin/stdout/stderr and a watchdog, random
-//! image data, MD5, a pty runner for the progress bar, and a raw HTTP POST for queued images.
+//! Running the `glint` command-line client: against a `glint serve` ([`Server`], an
+//! [`ImageServer`] with scratch space), with piped stdin/stdout/stderr and a watchdog
+//! ([`run_cli`]), or in a pseudo-terminal for the progress bar ([`run_in_pty`]).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use md5::{Digest, Md5};
 use serde_json::Value;
 
-/// How long a server may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+use super::glint::{clean_env, glint_bin, glint_command};
+use super::images::{ImageServer, Shape};
 
 /// How long one CLI invocation may run before the watchdog kills it.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `glint` binary under test.
-pub fn glint_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_glint")
-}
-
 /// A `glint serve` process on `127.0.0.1` (both ports picked by the OS) over a temporary data
-/// directory. Killed (SIGKILL, by PID) and reaped on drop.
+/// directory ([`ImageServer`]), with scratch space for the test's files.
 pub struct Server {
-    child: Child,
+    /// The service; killed (SIGKILL, by PID) on drop.
+    pub srv: ImageServer,
     /// `http://127.0.0.1:PORT` of the Images API.
     pub url: String,
-    /// Drains the server's stderr so it never blocks on a full pipe.
-    reader: Option<JoinHandle<()>>,
-    /// Scratch space for the test: the data directory lives in `data/`.
+    /// Scratch space for the test (downloads, files to upload).
     pub dir: tempfile::TempDir,
 }
 
@@ -40,66 +31,13 @@ impl Server {
     /// Starts `glint serve` and waits for its `api listening on` line.
     #[track_caller]
     pub fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let mut cmd = Command::new(glint_bin());
-        cmd.args([
-            "serve",
-            "--bind-host",
-            "127.0.0.1",
-            "--api-port",
-            "0",
-            "--registry-port",
-            "0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-        clean_env(&mut cmd);
-        let mut child = cmd.spawn().unwrap();
-        let pipe = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let mut server = Server {
-            child,
-            url: String::new(),
-            reader: Some(reader),
-            dir,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        let mut seen = String::new();
-        loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    if let Some((_, addr)) = line.split_once("api listening on ") {
-                        server.url = addr.trim().to_string();
-                        return server;
-                    }
-                    seen.push_str(&line);
-                    seen.push('\n');
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    panic!("glint serve exited before listening; stderr:\n{seen}")
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "glint serve did not listen within {START_TIMEOUT:?}; stderr:\n{seen}"
-            );
+        let srv = ImageServer::start(Shape::Serve, &[]);
+        let url = format!("http://{}", srv.addr());
+        Server {
+            srv,
+            url,
+            dir: tempfile::tempdir().unwrap(),
         }
-    }
-
-    /// `host:port` of the Images API.
-    pub fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
     }
 
     /// A path in the test's scratch directory.
@@ -118,7 +56,7 @@ impl Server {
     pub fn run_with(&self, args: &[&str], stdin: Input) -> Run {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--url", &self.url]);
-        run_glint(&all, &[], stdin)
+        run_cli(&all, &[], stdin)
     }
 
     /// Runs a command that must succeed, and returns its standard output as text.
@@ -152,41 +90,20 @@ impl Server {
         self.json(&["index", "--all"]).as_array().unwrap().clone()
     }
 
-    /// Creates an image with a raw HTTP/1.1 `POST /v1/images` that carries `x-image-meta-*`
-    /// `headers` and no body (so a queued image, unless size=0), and returns its `image` object.
+    /// Creates an image with `POST /v1/images` that carries `x-image-meta-*` `headers` and no
+    /// body (so a queued image, unless size=0), and returns its `image` object.
     #[track_caller]
     pub fn post_image(&self, headers: &[(&str, &str)]) -> Value {
-        let mut request = format!("POST /v1/images HTTP/1.1\r\nHost: {}\r\n", self.addr());
-        for (name, value) in headers {
-            request.push_str(&format!("x-image-meta-{name}: {value}\r\n"));
-        }
-        request.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-        let (status, body) = raw_http(self.addr(), &request);
-        assert_eq!(status, 201, "POST /v1/images {headers:?}: {body}");
-        let answer: Value = serde_json::from_str(&body).unwrap();
-        answer["image"].clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // `Child::kill` sends SIGKILL to this child's PID; then reap it.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-    }
-}
-
-/// Removes inherited `GLINT_*` variables so the environment cannot change a test.
-fn clean_env(cmd: &mut Command) {
-    for (name, _) in std::env::vars() {
-        if name.starts_with("GLINT_") {
-            cmd.env_remove(name);
-        }
+        let names: Vec<String> = headers
+            .iter()
+            .map(|(name, _)| format!("x-image-meta-{name}"))
+            .collect();
+        let meta: Vec<(&str, &str)> = names
+            .iter()
+            .zip(headers)
+            .map(|(name, (_, value))| (name.as_str(), *value))
+            .collect();
+        self.srv.create(&meta)
     }
 }
 
@@ -244,14 +161,7 @@ impl Run {
     /// contains `needle`, without a panic or backtrace.
     #[track_caller]
     pub fn assert_failure(&self, needle: &str) {
-        assert_eq!(
-            self.code,
-            1,
-            "glint {:?}: expected exit code 1; stdout:\n{}\nstderr:\n{}",
-            self.args,
-            self.stdout_text(),
-            self.stderr
-        );
+        self.assert_code(1);
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert_eq!(
             lines.len(),
@@ -266,32 +176,39 @@ impl Run {
             self.args,
             self.stderr
         );
+        self.assert_stderr_has(needle);
+        self.assert_no_panic();
+    }
+
+    /// Asserts exit code `code`.
+    #[track_caller]
+    fn assert_code(&self, code: i32) {
+        assert_eq!(
+            self.code,
+            code,
+            "glint {:?}: expected exit code {code}; stdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.stdout_text(),
+            self.stderr
+        );
+    }
+
+    /// Asserts that stderr contains `needle`, whatever the case.
+    #[track_caller]
+    fn assert_stderr_has(&self, needle: &str) {
         assert!(
             self.stderr.to_lowercase().contains(&needle.to_lowercase()),
             "glint {:?}: stderr lacks {needle:?}: {}",
             self.args,
             self.stderr
         );
-        self.assert_no_panic();
     }
 
     /// Asserts exit code 2 (usage error) with a hint to `--help`, and no panic.
     #[track_caller]
     pub fn assert_usage_error(&self, needle: &str) {
-        assert_eq!(
-            self.code,
-            2,
-            "glint {:?}: expected exit code 2; stdout:\n{}\nstderr:\n{}",
-            self.args,
-            self.stdout_text(),
-            self.stderr
-        );
-        assert!(
-            self.stderr.to_lowercase().contains(&needle.to_lowercase()),
-            "glint {:?}: stderr lacks {needle:?}: {}",
-            self.args,
-            self.stderr
-        );
+        self.assert_code(2);
+        self.assert_stderr_has(needle);
         assert!(
             self.stderr.contains("help"),
             "glint {:?}: no hint to --help: {}",
@@ -335,11 +252,9 @@ impl Run {
 /// Runs the `glint` binary with `args`, `env` added (inherited `GLINT_*` removed) and `stdin`;
 /// stdout and stderr are captured. A watchdog kills it by PID after [`RUN_TIMEOUT`].
 #[track_caller]
-pub fn run_glint(args: &[&str], env: &[(&str, &str)], stdin: Input) -> Run {
-    let mut cmd = Command::new(glint_bin());
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    clean_env(&mut cmd);
-    cmd.envs(env.iter().copied());
+pub fn run_cli(args: &[&str], env: &[(&str, &str)], stdin: Input) -> Run {
+    let mut cmd = glint_command(args, env);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let output = run_watched(cmd, stdin, &format!("glint {args:?}"));
     Run {
         args: args.iter().map(|a| a.to_string()).collect(),
@@ -400,84 +315,6 @@ pub fn added_id(stdout: &str) -> String {
         .to_string();
     uuid::Uuid::parse_str(&id).unwrap_or_else(|e| panic!("{id:?} is not a UUID: {e}"));
     id
-}
-
-/// A seed that differs from run to run; printed so a failure can be replayed.
-pub fn fresh_seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let seed = nanos ^ (u64::from(std::process::id()) << 32) | 1;
-    eprintln!("random seed: {seed}");
-    seed
-}
-
-/// `len` pseudo-random bytes from `seed` (xorshift64*).
-pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// Random image data of 1 to 3 MiB.
-pub fn random_image(seed: u64) -> Vec<u8> {
-    let len = (1 << 20)
-        + (random_bytes(seed ^ 0x9e37_79b9, 8)[..4]
-            .iter()
-            .fold(0usize, |a, b| (a << 8) | usize::from(*b))
-            % (2 << 20));
-    random_bytes(seed, len)
-}
-
-/// Lower-case hex MD5.
-pub fn md5_hex(data: &[u8]) -> String {
-    Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Sends one raw HTTP/1.1 request (with `Connection: close`) and returns the status and the
-/// body, de-chunked if needed.
-#[track_caller]
-pub fn raw_http(addr: &str, request: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
-            if size == 0 {
-                break;
-            }
-            out.push_str(&after[..size]);
-            rest = &after[size + 2..];
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    (status, body)
 }
 
 /// How the pty runner gives the CLI a terminal.
