@@ -9,6 +9,7 @@ pub mod images;
 pub mod registry;
 mod request;
 mod upload;
+mod v1;
 mod v2;
 
 use hyper::header::{HeaderValue, CONTENT_TYPE};

@@ -1,0 +1,59 @@
+//! The Images API v1 (spec §5): metadata in `x-image-meta-*` headers, image data streamed to and
+//! from the stores, the status lifecycle of §6 and the upload procedure of §5.5.1
+//! ([`super::upload`]). `images` holds the image calls, `members` the sharing calls.
+
+mod images;
+mod members;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use super::images::ImagesService;
+use super::request::refuse_unread;
+use super::Error;
+use crate::auth::Context;
+use crate::http::body::Body;
+use crate::http::route::ApiRoute;
+
+impl ImagesService {
+    /// Answers a v1 request (the versions document and v2 are routed before).
+    pub(super) async fn v1(
+        &self,
+        ctx: &Context,
+        route: ApiRoute<'_>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Error> {
+        match route {
+            ApiRoute::Versions { .. } | ApiRoute::V2(_) => Err(Error::NoSuchRoute),
+            ApiRoute::List => self.list(ctx, &req, false).await,
+            ApiRoute::Detail => self.list(ctx, &req, true).await,
+            ApiRoute::Head(id) => self.head(ctx, id).await,
+            ApiRoute::Download(id) => self.download(ctx, id).await,
+            ApiRoute::Create => {
+                let (parts, body) = req.into_parts();
+                let mut body = Some(body);
+                let result = self.create(ctx, &parts.headers, &mut body).await;
+                refuse_unread(&parts.headers, body, result).await
+            }
+            ApiRoute::Update(id) => {
+                let id = id.to_string();
+                let (parts, body) = req.into_parts();
+                let mut body = Some(body);
+                let result = self.update(ctx, &id, &parts.headers, &mut body).await;
+                refuse_unread(&parts.headers, body, result).await
+            }
+            ApiRoute::Delete(id) => self.delete(ctx, id).await,
+            ApiRoute::ListMembers(id) => self.list_members(ctx, id).await,
+            ApiRoute::ReplaceMembers(id) => {
+                let id = id.to_string();
+                self.replace_members(ctx, &id, req.into_body()).await
+            }
+            ApiRoute::AddMember(id, member) => {
+                let (id, member) = (id.to_string(), member.to_string());
+                self.add_member(ctx, &id, &member, req.into_body()).await
+            }
+            ApiRoute::RemoveMember(id, member) => self.remove_member(ctx, id, member).await,
+            ApiRoute::SharedImages(member) => self.shared_images(ctx, member).await,
+        }
+    }
+}
