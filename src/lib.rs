@@ -1,4 +1,4 @@
-//! glint: an OpenStack Glance v1 compatible image service.
+//! glint: an OpenStack Glance compatible image service (Images API v1 and v2, Registry API).
 //!
 //! Module map (dependencies point down; `http`, `registry`, `store` and `client` never import
 //! each other or `api`):
@@ -7,6 +7,8 @@
 //! * [`server`] – the accept loop with graceful shutdown, generic over a [`server::Handler`].
 //! * [`api`] – the HTTP services (Images API and Registry API), the catalog over a local or
 //!   remote registry, and the one error→status map.
+//! * [`auth`] – request contexts (tokens file, Keystone v3), policy rules and the §13 access
+//!   rules; uses the stores' https client to reach Keystone.
 //! * [`client`] – typed clients of the Images API and the Registry API.
 //! * [`recovery`] – start-up recovery of uploads a crash interrupted.
 //! * [`http`] – pure codecs: path matcher, query strings, meta headers, JSON bodies, wire names.

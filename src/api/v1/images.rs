@@ -23,6 +23,21 @@ use crate::registry::{self, ListQuery, UpdateOptions};
 use crate::store::{self, Location};
 
 impl ImagesService {
+    /// The upload procedure for a request that carries data; `image` as it is otherwise.
+    async fn upload_if_body(
+        &self,
+        image: Image,
+        with_body: bool,
+        store: Option<&str>,
+        body: &mut Option<Incoming>,
+    ) -> Result<Image, Error> {
+        if !with_body {
+            return Ok(image);
+        }
+        let source = crate::api::request::BodySource(take_body(body)?);
+        self.upload(image, store, source).await
+    }
+
     pub(super) async fn list(
         &self,
         ctx: &Context,
@@ -216,16 +231,9 @@ impl ImagesService {
             .create(patch, status)
             .await
             .map_err(|e| Error::from_registry(e, RegistryOp::CreateV1))?;
-        let image = if with_body {
-            self.upload(
-                image,
-                meta.store.as_deref(),
-                crate::api::request::BodySource(take_body(body)?),
-            )
-            .await?
-        } else {
-            image
-        };
+        let image = self
+            .upload_if_body(image, with_body, meta.store.as_deref(), body)
+            .await?;
         let mut resp = image_response(StatusCode::CREATED, &image)?;
         let location = format!("{base}/v1/images/{}", image.id);
         if let Ok(v) = HeaderValue::from_str(&location) {
@@ -324,16 +332,9 @@ impl ImagesService {
             .update(&image.id, patch, options)
             .await
             .map_err(|e| Error::from_registry(e, RegistryOp::UpdateV1))?;
-        let image = if with_body {
-            self.upload(
-                image,
-                meta.store.as_deref(),
-                crate::api::request::BodySource(take_body(body)?),
-            )
-            .await?
-        } else {
-            image
-        };
+        let image = self
+            .upload_if_body(image, with_body, meta.store.as_deref(), body)
+            .await?;
         image_response(StatusCode::OK, &image)
     }
 
