@@ -81,30 +81,7 @@ pub(super) fn resolve(raw: &RawConfig) -> Result<AuthConfig, ConfigError> {
             expected: "the Keystone v3 URL (or a static_tokens_file) when flavor = keystone".into(),
         });
     }
-    let www_authenticate_uri =
-        match parse(raw, &k("www_authenticate_uri"), "", "an http(s) URL", url)? {
-            Some(uri) => Some(uri),
-            None => parse(raw, &k("auth_uri"), "", "an http(s) URL", url)?,
-        };
-    let www_authenticate_uri = www_authenticate_uri.or_else(|| {
-        keystone
-            .as_ref()
-            .map(|k| k.auth_url.trim_end_matches("/v3").to_string())
-    });
-    let settings = AuthSettings {
-        owner_is_tenant: parse(raw, "owner_is_tenant", "true", "true or false", parse_bool)?,
-        admin_role: parse(raw, "admin_role", "admin", "a role name", |v| {
-            (!v.is_empty()).then(|| v.to_string())
-        })?,
-        allow_anonymous_access: parse(
-            raw,
-            "allow_anonymous_access",
-            "false",
-            "true or false",
-            parse_bool,
-        )?,
-        www_authenticate_uri,
-    };
+    let settings = auth_settings(raw, keystone.as_ref())?;
     let policy_file =
         parse(
             raw,
@@ -187,5 +164,33 @@ fn keystone(raw: &RawConfig) -> Result<KeystoneSettings, ConfigError> {
         cache_size: parse(raw, &k("token_cache_size"), "10000", "a count", |v| {
             v.parse().ok()
         })?,
+    })
+}
+
+/// How a token's holder becomes a context, and what a 401 names.
+fn auth_settings(
+    raw: &RawConfig,
+    keystone: Option<&KeystoneSettings>,
+) -> Result<AuthSettings, ConfigError> {
+    let www_authenticate_uri =
+        match parse(raw, &k("www_authenticate_uri"), "", "an http(s) URL", url)? {
+            Some(uri) => Some(uri),
+            None => parse(raw, &k("auth_uri"), "", "an http(s) URL", url)?,
+        };
+    let www_authenticate_uri = www_authenticate_uri
+        .or_else(|| keystone.map(|k| k.auth_url.trim_end_matches("/v3").to_string()));
+    Ok(AuthSettings {
+        owner_is_tenant: parse(raw, "owner_is_tenant", "true", "true or false", parse_bool)?,
+        admin_role: parse(raw, "admin_role", "admin", "a role name", |v| {
+            (!v.is_empty()).then(|| v.to_string())
+        })?,
+        allow_anonymous_access: parse(
+            raw,
+            "allow_anonymous_access",
+            "false",
+            "true or false",
+            parse_bool,
+        )?,
+        www_authenticate_uri,
     })
 }

@@ -81,42 +81,7 @@ pub(super) fn resolve_swift(raw: &RawConfig) -> Result<Option<SwiftConfig>, Conf
             _ => None,
         },
     )?;
-    let auth = if v3 {
-        let name = |v: &str| (!v.is_empty()).then(|| v.to_string());
-        SwiftAuth::V3 {
-            user_domain: parse(
-                raw,
-                "swift_store_user_domain_name",
-                "Default",
-                "a domain name",
-                name,
-            )?,
-            project_domain: parse(
-                raw,
-                "swift_store_project_domain_name",
-                "Default",
-                "a domain name",
-                name,
-            )?,
-            region: parse(raw, "swift_store_region", "", "a region name", |v| {
-                Some(name(v))
-            })?,
-            interface: parse(
-                raw,
-                "swift_store_endpoint_type",
-                "publicURL",
-                "publicURL, internalURL or adminURL",
-                |v| match v {
-                    "publicURL" | "public" => Some("public".to_string()),
-                    "internalURL" | "internal" => Some("internal".to_string()),
-                    "adminURL" | "admin" => Some("admin".to_string()),
-                    _ => None,
-                },
-            )?,
-        }
-    } else {
-        SwiftAuth::V1
-    };
+    let auth = if v3 { swift_v3(raw)? } else { SwiftAuth::V1 };
     let auth_address = if address.starts_with("http://") || address.starts_with("https://") {
         address
     } else {
@@ -170,4 +135,40 @@ pub(super) fn resolve_swift(raw: &RawConfig) -> Result<Option<SwiftConfig>, Conf
         large_object_size: mb("swift_store_large_object_size", "5120")?,
         chunk_size: mb("swift_store_large_object_chunk_size", "200")?,
     }))
+}
+
+/// The Keystone v3 options of the Swift store (glance_store's names).
+fn swift_v3(raw: &RawConfig) -> Result<SwiftAuth, ConfigError> {
+    let name = |v: &str| (!v.is_empty()).then(|| v.to_string());
+    Ok(SwiftAuth::V3 {
+        user_domain: parse(
+            raw,
+            "swift_store_user_domain_name",
+            "Default",
+            "a domain name",
+            name,
+        )?,
+        project_domain: parse(
+            raw,
+            "swift_store_project_domain_name",
+            "Default",
+            "a domain name",
+            name,
+        )?,
+        region: parse(raw, "swift_store_region", "", "a region name", |v| {
+            Some(name(v))
+        })?,
+        interface: parse(
+            raw,
+            "swift_store_endpoint_type",
+            "publicURL",
+            "publicURL, internalURL or adminURL",
+            |v| match v {
+                "publicURL" | "public" => Some("public".to_string()),
+                "internalURL" | "internal" => Some("internal".to_string()),
+                "adminURL" | "admin" => Some("admin".to_string()),
+                _ => None,
+            },
+        )?,
+    })
 }

@@ -104,6 +104,33 @@ struct Listed {
     name: String,
 }
 
+/// The `object-store` endpoint of a token's catalog for `interface` (and `region`, if given).
+fn storage_url(
+    catalog: &[CatalogService],
+    interface: &str,
+    region: Option<&str>,
+) -> Result<String, Error> {
+    catalog
+        .iter()
+        .filter(|s| s.kind == "object-store")
+        .flat_map(|s| &s.endpoints)
+        .find(|e| {
+            e.interface == interface
+                && region.is_none_or(|r| {
+                    e.region.as_deref() == Some(r) || e.region_id.as_deref() == Some(r)
+                })
+        })
+        .map(|e| e.url.trim_end_matches('/').to_string())
+        .ok_or_else(|| {
+            Error::Backend(format!(
+                "Keystone's catalog has no {interface} object-store endpoint{}",
+                region
+                    .map(|r| format!(" in region {r}"))
+                    .unwrap_or_default()
+            ))
+        })
+}
+
 /// The parts of a Keystone v3 token body the store reads.
 #[derive(Deserialize)]
 struct KeystoneToken {
@@ -212,28 +239,7 @@ impl Swift {
         let catalog: KeystoneToken = serde_json::from_slice(&answer).map_err(|e| {
             Error::Backend(format!("Keystone sent a token body glint cannot read: {e}"))
         })?;
-        let storage_url = catalog
-            .token
-            .catalog
-            .iter()
-            .filter(|s| s.kind == "object-store")
-            .flat_map(|s| &s.endpoints)
-            .find(|e| {
-                e.interface == *interface
-                    && region.as_ref().is_none_or(|r| {
-                        e.region.as_deref() == Some(r) || e.region_id.as_deref() == Some(r)
-                    })
-            })
-            .map(|e| e.url.trim_end_matches('/').to_string())
-            .ok_or_else(|| {
-                Error::Backend(format!(
-                    "Keystone's catalog has no {interface} object-store endpoint{}",
-                    region
-                        .as_ref()
-                        .map(|r| format!(" in region {r}"))
-                        .unwrap_or_default()
-                ))
-            })?;
+        let storage_url = storage_url(&catalog.token.catalog, interface, region.as_deref())?;
         let expires = crate::timestamp::Timestamp::parse(&catalog.token.expires_at)
             .ok()
             .map(|at| {

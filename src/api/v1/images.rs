@@ -258,29 +258,7 @@ impl ImagesService {
         if has_body(headers) {
             self.enforce(ctx, "upload_image", Some(&image))?;
         }
-        if image.deleted {
-            return Err(Error::Forbidden(
-                "Forbidden to update deleted image.".into(),
-            ));
-        }
-        if meta
-            .status
-            .as_deref()
-            .is_some_and(|s| s != image.status.as_str())
-        {
-            return Err(Error::Forbidden(
-                "Forbidden to modify 'status' of image.".into(),
-            ));
-        }
-        if meta
-            .id
-            .as_deref()
-            .is_some_and(|s| parse_image_id(s) != Some(image.id))
-        {
-            return Err(Error::Forbidden(
-                "Forbidden to modify 'id' of image.".into(),
-            ));
-        }
+        check_immutable(&meta, &image)?;
         let with_body = has_body(headers);
         let purge_props = !with_body
             && headers
@@ -370,6 +348,34 @@ impl ImagesService {
         }
         Ok(Response::new(empty()))
     }
+}
+
+/// What an update may never change (§5.6): a deleted image, its status, its id.
+fn check_immutable(meta: &MetaHeaders, image: &Image) -> Result<(), Error> {
+    if image.deleted {
+        return Err(Error::Forbidden(
+            "Forbidden to update deleted image.".into(),
+        ));
+    }
+    if meta
+        .status
+        .as_deref()
+        .is_some_and(|s| s != image.status.as_str())
+    {
+        return Err(Error::Forbidden(
+            "Forbidden to modify 'status' of image.".into(),
+        ));
+    }
+    if meta
+        .id
+        .as_deref()
+        .is_some_and(|s| parse_image_id(s) != Some(image.id))
+    {
+        return Err(Error::Forbidden(
+            "Forbidden to modify 'id' of image.".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn image_response(status: StatusCode, image: &Image) -> Result<Response<Body>, Error> {
