@@ -29,10 +29,34 @@ const DRAIN_LIMIT: u64 = 64 << 20;
 /// Longest time spent dropping an unread request body.
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The request body, for the upload; a handler takes it once.
-pub(super) fn take_body(body: &mut Option<Incoming>) -> Result<Incoming, Error> {
-    body.take()
-        .ok_or_else(|| Error::BadRequest("Could not read the request body twice".into()))
+/// The body of a request that may carry image data, owned by the route until a handler takes it
+/// for an upload; what is left unread when the handler refuses is drained by
+/// [`RequestBody::answer`].
+pub(super) struct RequestBody {
+    body: Option<Incoming>,
+}
+
+impl RequestBody {
+    /// The body of a request, not read yet.
+    pub(super) fn new(body: Incoming) -> RequestBody {
+        RequestBody { body: Some(body) }
+    }
+
+    /// The body, for the upload; a handler takes it once.
+    pub(super) fn take(&mut self) -> Result<Incoming, Error> {
+        self.body
+            .take()
+            .ok_or_else(|| Error::BadRequest("Could not read the request body twice".into()))
+    }
+
+    /// The answer to the request (`result`), after draining a body it refused unread.
+    pub(super) async fn answer(
+        self,
+        headers: &HeaderMap,
+        result: Result<Response<Body>, Error>,
+    ) -> Result<Response<Body>, Error> {
+        refuse_unread(headers, self.body, result).await
+    }
 }
 
 /// When a request with data is refused before its body was read, reads and drops the body (up
@@ -40,7 +64,7 @@ pub(super) fn take_body(body: &mut Option<Incoming>) -> Result<Incoming, Error> 
 /// body before reading the answer (most do, including hyper's) then sees the refusal instead of a
 /// connection closed under its upload. With `Expect: 100-continue` the client waits for the
 /// answer, so nothing is read.
-pub(super) async fn refuse_unread(
+async fn refuse_unread(
     headers: &HeaderMap,
     body: Option<Incoming>,
     result: Result<Response<Body>, Error>,

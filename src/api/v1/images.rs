@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::api::access::Api;
 use crate::api::error::RegistryOp;
 use crate::api::images::ImagesService;
-use crate::api::request::{check_content_type, content_length, has_body, take_body};
+use crate::api::request::{check_content_type, content_length, has_body, RequestBody};
 use crate::api::{json_response, Error};
 use crate::auth::Context;
 use crate::http::body::{empty, Body};
@@ -29,12 +29,12 @@ impl ImagesService {
         image: Image,
         with_body: bool,
         store: Option<&str>,
-        body: &mut Option<Incoming>,
+        body: &mut RequestBody,
     ) -> Result<Image, Error> {
         if !with_body {
             return Ok(image);
         }
-        let source = crate::api::request::BodySource(take_body(body)?);
+        let source = crate::api::request::BodySource(body.take()?);
         self.upload(image, store, source).await
     }
 
@@ -190,7 +190,7 @@ impl ImagesService {
         &self,
         ctx: &Context,
         headers: &HeaderMap,
-        body: &mut Option<Incoming>,
+        body: &mut RequestBody,
     ) -> Result<Response<Body>, Error> {
         let mut meta = self.decode_request(headers)?;
         self.enforce(ctx, "add_image", None)?;
@@ -248,7 +248,7 @@ impl ImagesService {
         ctx: &Context,
         segment: &str,
         headers: &HeaderMap,
-        body: &mut Option<Incoming>,
+        body: &mut RequestBody,
     ) -> Result<Response<Body>, Error> {
         let mut meta = self.decode_request(headers)?;
         let image = self.load_for(ctx, segment).await?;

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::images::ImagesService;
-use super::request::refuse_unread;
+use super::request::RequestBody;
 use super::Error;
 use crate::auth::Context;
 use crate::http::body::Body;
@@ -31,16 +31,16 @@ impl ImagesService {
             ApiRoute::Download(id) => self.download(ctx, id).await,
             ApiRoute::Create => {
                 let (parts, body) = req.into_parts();
-                let mut body = Some(body);
+                let mut body = RequestBody::new(body);
                 let result = self.create(ctx, &parts.headers, &mut body).await;
-                refuse_unread(&parts.headers, body, result).await
+                body.answer(&parts.headers, result).await
             }
             ApiRoute::Update(id) => {
                 let id = id.to_string();
                 let (parts, body) = req.into_parts();
-                let mut body = Some(body);
+                let mut body = RequestBody::new(body);
                 let result = self.update(ctx, &id, &parts.headers, &mut body).await;
-                refuse_unread(&parts.headers, body, result).await
+                body.answer(&parts.headers, result).await
             }
             ApiRoute::Delete(id) => self.delete(ctx, id).await,
             ApiRoute::ListMembers(id) => self.list_members(ctx, id).await,

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{no_content, set_header, IMPORT_METHODS};
 use crate::api::access::Api;
 use crate::api::images::ImagesService;
-use crate::api::request::{check_content_type, refuse_unread, BodySource};
+use crate::api::request::{check_content_type, BodySource, RequestBody};
 use crate::api::upload::from;
 use crate::api::Error;
 use crate::auth::Context;
@@ -33,19 +33,17 @@ impl ImagesService {
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Error> {
         let (parts, body) = req.into_parts();
-        let mut body = Some(body);
+        let mut body = RequestBody::new(body);
         let result = async {
             let image = self
                 .ready_for_data(ctx, segment, &parts.headers, "saving")
                 .await?;
-            let body = body
-                .take()
-                .ok_or_else(|| Error::BadRequest("no body".into()))?;
+            let body = body.take()?;
             self.upload(image, None, BodySource(body)).await?;
             Ok(no_content())
         }
         .await;
-        refuse_unread(&parts.headers, body, result).await
+        body.answer(&parts.headers, result).await
     }
 
     /// `GET /v2/images/{id}/file`: the data (200, `Content-MD5`), or 204 for an image without.
@@ -98,7 +96,7 @@ impl ImagesService {
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Error> {
         let (parts, body) = req.into_parts();
-        let mut body = Some(body);
+        let mut body = RequestBody::new(body);
         let result = async {
             let staging = self.staging.clone().ok_or_else(staging_off)?;
             check_content_type(&parts.headers)
@@ -116,9 +114,7 @@ impl ImagesService {
             let image = self
                 .update_record(&image, uploading, from(Status::Queued))
                 .await?;
-            let body = body
-                .take()
-                .ok_or_else(|| Error::BadRequest("no body".into()))?;
+            let body = body.take()?;
             let mut source = BodySource(body);
             match staging
                 .put_source(&image.id, &mut source, self.settings.size_cap)
@@ -142,7 +138,7 @@ impl ImagesService {
             }
         }
         .await;
-        refuse_unread(&parts.headers, body, result).await
+        body.answer(&parts.headers, result).await
     }
 
     /// `POST /v2/images/{id}/import` (202): starts `glance-direct` (from the staged data) or
