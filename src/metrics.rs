@@ -21,7 +21,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 struct RequestLabels {
     server: &'static str,
     route: &'static str,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
@@ -130,7 +130,8 @@ impl Metrics {
         }
     }
 
-    /// Counts one answered request.
+    /// Counts one answered request. Methods outside HTTP's standard set count as `OTHER`, so a
+    /// client cannot grow the label set (or the memory behind it) at will.
     pub fn request(
         &self,
         server: &'static str,
@@ -139,11 +140,19 @@ impl Metrics {
         status: u16,
         took: Duration,
     ) {
+        const METHODS: [&str; 9] = [
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+        ];
+        let method = METHODS
+            .iter()
+            .find(|m| **m == method)
+            .copied()
+            .unwrap_or("OTHER");
         self.requests
             .get_or_create(&RequestLabels {
                 server,
                 route,
-                method: method.to_string(),
+                method,
                 status,
             })
             .inc();
@@ -209,6 +218,7 @@ mod tests {
     fn counts_show_in_the_text_exposition() {
         let m = metrics();
         m.request("api", "test_route", "GET", 200, Duration::from_millis(3));
+        m.request("api", "test_route", "BREW", 405, Duration::from_millis(1));
         m.store_bytes("file", true, 1234);
         {
             let _upload = m.upload_started();
@@ -219,6 +229,10 @@ mod tests {
             "glint_http_requests_total{server=\"api\",route=\"test_route\",method=\"GET\",status=\"200\"} 1"
         ), "{text}");
         assert!(text.contains("glint_store_bytes_total{store=\"file\",direction=\"in\"} 1234"));
+        assert!(
+            text.contains("method=\"OTHER\",status=\"405\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("glint_images{status=\"active\"} 7"));
         assert!(text.contains("glint_http_request_duration_seconds_bucket"));
         assert!(text.ends_with("# EOF\n"));
