@@ -11,6 +11,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# The disk image inspector is tested against images made by the real qemu-img.
+if ! command -v qemu-img >/dev/null 2>&1; then
+    echo "== installing qemu-utils (qemu-img)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null
+fi
+
 # The https store test makes its throwaway CA with the openssl command.
 if ! command -v openssl >/dev/null 2>&1; then
     echo "== installing openssl" >&2

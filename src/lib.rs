@@ -29,6 +29,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod inspect;
 pub mod log;
 pub mod metrics;
 pub mod model;
