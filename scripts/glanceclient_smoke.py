@@ -42,7 +42,7 @@ def main(endpoint):
         f.seek(0)
         image = client.images.create(
             name="glint smoke",
-            disk_format="qcow2",
+            disk_format="raw",
             container_format="bare",
             is_public=True,
             properties=properties,
@@ -66,7 +66,7 @@ def main(endpoint):
         ("status", "active"),
         ("size", size),
         ("checksum", checksum),
-        ("disk_format", "qcow2"),
+        ("disk_format", "raw"),
         ("container_format", "bare"),
         ("is_public", True),
         ("protected", False),

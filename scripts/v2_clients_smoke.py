@@ -106,7 +106,7 @@ def glanceclient_library(endpoint, data, path):
     seen = v1.images.get(image["id"])
     check(seen.name == "v2 smoke renamed" and seen.checksum == shown["checksum"],
           "v2 image seen through v1")
-    made = v1.images.create(name="from v1", disk_format="qcow2", container_format="bare",
+    made = v1.images.create(name="from v1", disk_format="raw", container_format="bare",
                             is_public=True, data=io.BytesIO(b"v1 data"), properties={"made_by": "v1"})
     through_v2 = client.images.get(made.id)
     check(through_v2["visibility"] == "public" and through_v2["made_by"] == "v1",
@@ -164,6 +164,36 @@ def openstack_cli(endpoint, data, path):
     check(made["id"] not in left and imported["id"] not in left, "deleted images still listed")
 
 
+def disk_images(endpoint):
+    """Real disk images from qemu-img through glanceclient v2: a qcow2 is accepted with its
+    virtual size; one with a backing file is refused (400) and left killed, as is a qcow2
+    declared raw (issue 13)."""
+    client = glanceclient.Client("2", endpoint=endpoint, token="smoke-test")
+    with tempfile.TemporaryDirectory() as d:
+        base, child = os.path.join(d, "base.qcow2"), os.path.join(d, "child.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", base, "1G"], check=True)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2",
+                        child], check=True)
+        good = client.images.create(name="qcow2", disk_format="qcow2", container_format="bare")
+        with open(base, "rb") as f:
+            client.images.upload(good.id, f)
+        good = client.images.get(good.id)
+        check(good["status"] == "active" and good["virtual_size"] == 1 << 30,
+              f"a plain qcow2: {good['status']}, virtual_size {good.get('virtual_size')}")
+        for path, declared, why in [(child, "qcow2", "backing file"),
+                                    (base, "raw", "disk_format is raw")]:
+            bad = client.images.create(name="refused", disk_format=declared,
+                                       container_format="bare")
+            try:
+                with open(path, "rb") as f:
+                    client.images.upload(bad.id, f)
+                raise AssertionError(f"{path} as {declared} was accepted")
+            except exc.HTTPBadRequest as e:
+                check(why in str(e), f"refusal names why: {e}")
+            check(client.images.get(bad.id)["status"] == "killed", "refused upload is killed")
+    print("disk images: plain qcow2 accepted with its virtual size; unsafe ones refused")
+
+
 def main(endpoint):
     data = os.urandom(random.randint(1_000_000, 3_000_000))
     with tempfile.NamedTemporaryFile(suffix=".raw") as f:
@@ -172,6 +202,7 @@ def main(endpoint):
         glanceclient_library(endpoint, data, f.name)
         glance_cli(endpoint, f.name)
         openstack_cli(endpoint, data, f.name)
+    disk_images(endpoint)
     print("v2 clients smoke test passed")
 
 

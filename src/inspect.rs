@@ -74,6 +74,20 @@ pub struct Inspection {
 }
 
 impl Inspection {
+    /// The guest disk size to record for data declared as `declared`: only when the declared
+    /// format is one glint recognises and the data is it (a `ploop` image is not sized as raw).
+    pub fn virtual_size_for(&self, declared: &str) -> Option<u64> {
+        let recognised = matches!(
+            declared,
+            "raw" | "ami" | "ari" | "aki" | "qcow2" | "vmdk" | "vhd" | "vhdx" | "vdi" | "iso"
+        );
+        if recognised && self.mismatch(declared).is_none() {
+            self.virtual_size
+        } else {
+            None
+        }
+    }
+
     /// Why the data does not match the declared `disk_format`, if it does not. `raw` (and the
     /// kernel/ramdisk formats) take raw data, a partitioned disk and an ISO, as Glance allows;
     /// the formats glint cannot recognise (`ploop`, ...) are not checked.
@@ -433,6 +447,12 @@ mod tests {
             "dirty is fine"
         );
         assert_eq!(plain.mismatch("qcow2"), None);
+        assert_eq!(plain.virtual_size_for("qcow2"), Some(1 << 30));
+        assert_eq!(
+            plain.virtual_size_for("ploop"),
+            None,
+            "not sized as what it is not"
+        );
         assert!(plain
             .mismatch("raw")
             .unwrap()

@@ -37,6 +37,9 @@ pub struct ApiSettings {
     pub member_quota: Option<usize>,
     /// While this file exists, `/healthcheck` answers 503 (`disable_by_file_path`).
     pub health_disable_file: Option<std::path::PathBuf>,
+    /// Refuse data whose format is not the declared `disk_format`
+    /// (`[image_format] require_image_format_match`, default true).
+    pub require_format_match: bool,
 }
 
 /// The Images API service.

@@ -7,10 +7,32 @@ use uuid::Uuid;
 use super::images::ImagesService;
 use super::Error;
 use crate::api::error::RegistryOp;
+use crate::inspect::Inspector;
 use crate::model::{Image, Status, HASH_ALGO};
 use crate::patch::ImagePatch;
 use crate::registry::UpdateOptions;
 use crate::store::{DataSource, Location};
+
+/// An upload's bytes on their way to the store, shown to the disk image inspector in the same
+/// pass (no second read, no copy).
+struct Inspected<'a, S> {
+    source: &'a mut S,
+    inspector: Inspector,
+}
+
+impl<S: DataSource> DataSource for Inspected<'_, S> {
+    fn size_hint(&self) -> Option<u64> {
+        self.source.size_hint()
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, crate::store::Error> {
+        let chunk = self.source.next_chunk().await?;
+        if let Some(bytes) = &chunk {
+            self.inspector.feed(bytes);
+        }
+        Ok(chunk)
+    }
+}
 
 impl ImagesService {
     /// Uploads `source` as the data of a queued image: `queued → saving → active`.
@@ -41,9 +63,13 @@ impl ImagesService {
         source: &mut impl DataSource,
     ) -> Result<Image, Error> {
         let (id, current) = (image.id, image.status);
+        let mut inspected = Inspected {
+            source,
+            inspector: Inspector::new(),
+        };
         let stored = match self
             .stores
-            .put(store, &id, source, self.settings.size_cap)
+            .put(store, &id, &mut inspected, self.settings.size_cap)
             .await
         {
             Ok(stored) => stored,
@@ -52,6 +78,25 @@ impl ImagesService {
                 return Err(e.into());
             }
         };
+        let inspection = inspected.inspector.finish();
+        let declared = image.disk_format.as_deref().unwrap_or("raw");
+        let refusal = inspection
+            .unsafe_because
+            .clone()
+            .map(|why| format!("Image data refused: {why}."));
+        let refusal = refusal.or_else(|| {
+            self.settings
+                .require_format_match
+                .then(|| inspection.mismatch(declared))
+                .flatten()
+        });
+        if let Some(why) = refusal {
+            self.discard(&stored.location).await;
+            self.kill(&id, current).await;
+            return Err(Error::BadRequest(format!(
+                "{why} Setting image status to 'killed'."
+            )));
+        }
         let mismatch = if image.size != 0 && image.size != stored.size {
             Some(("size", image.size.to_string(), stored.size.to_string()))
         } else {
@@ -75,6 +120,7 @@ impl ImagesService {
             checksum: Some(Some(stored.checksum.clone())),
             os_hash_algo: Some(Some(HASH_ALGO.into())),
             os_hash_value: Some(Some(stored.os_hash_value.clone())),
+            virtual_size: inspection.virtual_size_for(declared).map(Some),
             location: Some(Some(stored.location.to_string())),
             ..Default::default()
         };

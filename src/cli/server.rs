@@ -153,6 +153,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
             public_endpoint: config.public_endpoint.clone(),
             member_quota: config.image_member_quota,
             health_disable_file: config.health_disable_file.clone(),
+            require_format_match: config.require_image_format_match,
         };
         let (auth, policy) = open_access(&config)?;
         reload_on_hangup(auth.clone(), policy.clone())?;

@@ -77,6 +77,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// While this file exists, `/healthcheck` answers 503 (`[healthcheck] disable_by_file_path`).
     pub health_disable_file: Option<PathBuf>,
+    /// `[image_format] require_image_format_match` (default true).
+    pub require_image_format_match: bool,
 }
 
 impl Config {
@@ -139,6 +141,13 @@ impl Config {
             log_level: log_level(raw)?,
             log_json: parse(raw, "use_json", "false", "true or false", parse_bool)?,
             auth: auth::resolve(raw)?,
+            require_image_format_match: parse(
+                raw,
+                "require_image_format_match",
+                "true",
+                "true or false",
+                parse_bool,
+            )?,
             health_disable_file: parse(raw, "disable_by_file_path", "", "a file path", |v| {
                 Some(non_empty_path(v))
             })?,

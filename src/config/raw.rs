@@ -51,6 +51,7 @@ const KNOWN_OPTIONS: &[&str] = &[
     "flavor",
     "use_json",
     "disable_by_file_path",
+    "require_image_format_match",
     "static_tokens_file",
     "owner_is_tenant",
     "admin_role",
@@ -138,6 +139,7 @@ impl RawConfig {
         self.apply(path, &sections, "paste_deploy", default_port);
         self.apply(path, &sections, "oslo_policy", default_port);
         self.apply(path, &sections, "healthcheck", default_port);
+        self.apply(path, &sections, "image_format", default_port);
         self.apply_prefixed(
             path,
             &sections,

@@ -158,12 +158,12 @@ fn add_from_file_then_download_is_byte_identical() {
     let data = random_image(fresh_seed());
     let file = server.path("image.raw");
     std::fs::write(&file, &data).unwrap();
-    let id = server.add_file(&["name=from-file", "disk_format=qcow2"], &file);
+    let id = server.add_file(&["name=from-file", "disk_format=ploop"], &file);
 
     let shown = server.json(&["show", &id]);
     assert_eq!(shown["size"], data.len() as u64);
     assert_eq!(shown["checksum"], md5_hex(&data).as_str());
-    assert_eq!(shown["disk_format"], "qcow2");
+    assert_eq!(shown["disk_format"], "ploop");
 
     // An existing output file is replaced, and no partial file is left behind.
     let out = server.path("out.qcow2");
@@ -353,7 +353,7 @@ fn update_uploads_data_to_a_queued_image() {
         .run(&[
             "update",
             bare["id"].as_str().unwrap(),
-            "disk_format=qcow2",
+            "disk_format=ploop",
             "container_format=bare",
             "type=ramdisk",
             "--file",
@@ -363,7 +363,7 @@ fn update_uploads_data_to_a_queued_image() {
         .success()
         .json();
     assert_eq!(image["status"], "active");
-    assert_eq!(image["disk_format"], "qcow2");
+    assert_eq!(image["disk_format"], "ploop");
     assert_eq!(image["size"], data.len() as u64);
     assert_eq!(image["checksum"], md5_hex(&data).as_str());
     assert_eq!(image["properties"]["type"], "ramdisk");
@@ -447,7 +447,7 @@ fn show_prints_every_field_and_property() {
             &[
                 "add",
                 "name=shown",
-                "disk_format=qcow2",
+                "disk_format=ploop",
                 "container_format=bare",
                 "is_public=true",
                 "min_ram=512",
@@ -471,7 +471,7 @@ fn show_prints_every_field_and_property() {
         "Protected         No".to_string(),
         format!("Size              3.0 MiB ({} bytes)", 3 << 20),
         "Virtual size      -".to_string(),
-        "Disk format       qcow2".to_string(),
+        "Disk format       ploop".to_string(),
         "Container format  bare".to_string(),
         format!("Checksum          {}", md5_hex(&data)),
         "Min RAM (MB)      512".to_string(),
@@ -529,7 +529,7 @@ fn index_prints_an_aligned_table_of_public_images() {
     let public_big = added_id(&public_big.stdout_text());
     let public_small = server
         .run_with(
-            &["add", "name=p", "is_public=true", "disk_format=iso"],
+            &["add", "name=p", "is_public=true", "disk_format=raw"],
             Input::Bytes(b"tiny".to_vec()),
         )
         .success();
@@ -562,7 +562,7 @@ fn index_prints_an_aligned_table_of_public_images() {
     );
     assert_eq!(
         row(&public_small),
-        [public_small.as_str(), "p", "iso", "ovf", "4 B", "active"]
+        [public_small.as_str(), "p", "raw", "ovf", "4 B", "active"]
     );
 
     // --all adds the private image.
@@ -662,8 +662,8 @@ fn index_filters_by_field_value() {
     let mut foo = Vec::new();
     for (name, public, format) in [
         ("foo", "false", "raw"),
-        ("foo", "true", "qcow2"),
-        ("bar", "true", "qcow2"),
+        ("foo", "true", "ploop"),
+        ("bar", "true", "ploop"),
         ("foobar", "true", "raw"),
     ] {
         let run = server
@@ -690,13 +690,13 @@ fn index_filters_by_field_value() {
 
     // Without --all, the private foo is not listed.
     assert_eq!(ids_of(&server.json(&["index", "name=foo"])).len(), 1);
-    let qcow2 = server.json(&["details", "--all", "disk_format=qcow2"]);
+    let qcow2 = server.json(&["details", "--all", "disk_format=ploop"]);
     assert_eq!(qcow2.as_array().unwrap().len(), 2);
     assert!(qcow2
         .as_array()
         .unwrap()
         .iter()
-        .all(|i| i["disk_format"] == "qcow2"));
+        .all(|i| i["disk_format"] == "ploop"));
     assert_eq!(
         ids_of(&server.json(&["index", "--all", "name=nothing"])).len(),
         0

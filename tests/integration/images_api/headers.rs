@@ -31,8 +31,10 @@ fn head_of_an_active_image_sends_exactly_the_queens_header_set(srv: &ImageServer
     assert_eq!(head.status.as_u16(), 200);
     assert!(head.body.is_empty());
     let meta = head.meta();
-    // §4.2: an active image with no owner and no properties.
+    // §4.2: an active image with no owner and no properties; the upload's inspection adds its
+    // virtual size (issue 13: raw data's is its size).
     let mut want = vec![
+        "virtual_size",
         "checksum",
         "container_format",
         "created_at",
@@ -52,6 +54,7 @@ fn head_of_an_active_image_sends_exactly_the_queens_header_set(srv: &ImageServer
     assert_eq!(meta_names(&meta), want);
     assert_eq!(meta["status"], "active");
     assert_eq!(meta["size"], "4096");
+    assert_eq!(meta["virtual_size"], "4096");
     assert_eq!(meta["checksum"], md5_hex(&data));
     assert_eq!(meta["is_public"], "False");
     assert_eq!(meta["protected"], "False");
