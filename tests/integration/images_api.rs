@@ -29,16 +29,21 @@ use crate::support::{keys_of, ApiClient, Reply};
 
 /// Instantiates acceptance tests once per deployment shape, as `serve::<name>` and
 /// `split::<name>`. Each test is a `fn(&ImageServer)` in the invoking module; a list of
-/// `("GLINT_OPTION", "value")` pairs in brackets after a name is the servers' environment.
+/// `("GLINT_OPTION", "value")` pairs in brackets after a name is the servers' environment, and
+/// may start with `@BASE,` (a slice of pairs several tests share).
 macro_rules! acceptance {
-    ($($name:ident $([$($env:expr),* $(,)?])?),* $(,)?) => {
+    ($($name:ident $([$(@$base:expr,)? $($env:expr),* $(,)?])?),* $(,)?) => {
         mod serve {
             $(
                 #[test]
                 fn $name() {
+                    #[allow(unused_mut)]
+                    let mut env: Vec<(&str, &str)> = Vec::new();
+                    $($(env.extend_from_slice(&$base);)?)?
+                    env.extend_from_slice(&[$($($env),*)?]);
                     let srv = crate::support::ImageServer::start(
                         crate::support::Shape::Serve,
-                        &[$($($env),*)?],
+                        &env,
                     );
                     super::$name(&srv);
                 }
@@ -48,9 +53,13 @@ macro_rules! acceptance {
             $(
                 #[test]
                 fn $name() {
+                    #[allow(unused_mut)]
+                    let mut env: Vec<(&str, &str)> = Vec::new();
+                    $($(env.extend_from_slice(&$base);)?)?
+                    env.extend_from_slice(&[$($($env),*)?]);
                     let srv = crate::support::ImageServer::start(
                         crate::support::Shape::Split,
-                        &[$($($env),*)?],
+                        &env,
                     );
                     super::$name(&srv);
                 }

@@ -36,30 +36,25 @@ fn tokens_file() -> &'static str {
     })
 }
 
+/// The settings of every tokens-file test server (the split shape's registry trusts the API).
+fn tokens_env() -> [(&'static str, &'static str); 3] {
+    [
+        ("GLINT_FLAVOR", "keystone"),
+        ("GLINT_STATIC_TOKENS_FILE", tokens_file()),
+        ("GLINT_REGISTRY_TRUSTED_CLIENTS", "127.0.0.1"),
+    ]
+}
+
 acceptance! {
     requests_without_a_valid_token_are_401_but_versions_stay_open [
-        ("GLINT_FLAVOR", "keystone"), ("GLINT_STATIC_TOKENS_FILE", super::tokens_file()),
-        ("GLINT_REGISTRY_TRUSTED_CLIENTS", "127.0.0.1"), ("GLINT_DEBUG", "true"),
+        @super::tokens_env(), ("GLINT_DEBUG", "true"),
     ],
-    v1_owners_members_and_strangers_follow_the_q_rules [
-        ("GLINT_FLAVOR", "keystone"), ("GLINT_STATIC_TOKENS_FILE", super::tokens_file()),
-        ("GLINT_REGISTRY_TRUSTED_CLIENTS", "127.0.0.1"),
-    ],
-    v1_public_images_need_publicize_image_and_stay_read_only_to_others [
-        ("GLINT_FLAVOR", "keystone"), ("GLINT_STATIC_TOKENS_FILE", super::tokens_file()),
-        ("GLINT_REGISTRY_TRUSTED_CLIENTS", "127.0.0.1"),
-    ],
-    v2_visibility_owner_and_member_rules [
-        ("GLINT_FLAVOR", "keystone"), ("GLINT_STATIC_TOKENS_FILE", super::tokens_file()),
-        ("GLINT_REGISTRY_TRUSTED_CLIENTS", "127.0.0.1"),
-    ],
-    lists_hold_exactly_what_each_caller_may_see [
-        ("GLINT_FLAVOR", "keystone"), ("GLINT_STATIC_TOKENS_FILE", super::tokens_file()),
-        ("GLINT_REGISTRY_TRUSTED_CLIENTS", "127.0.0.1"),
-    ],
+    v1_owners_members_and_strangers_follow_the_q_rules [@super::tokens_env(),],
+    v1_public_images_need_publicize_image_and_stay_read_only_to_others [@super::tokens_env(),],
+    v2_visibility_owner_and_member_rules [@super::tokens_env(),],
+    lists_hold_exactly_what_each_caller_may_see [@super::tokens_env(),],
     anonymous_callers_read_public_images_only [
-        ("GLINT_FLAVOR", "keystone"), ("GLINT_STATIC_TOKENS_FILE", super::tokens_file()),
-        ("GLINT_REGISTRY_TRUSTED_CLIENTS", "127.0.0.1"), ("GLINT_ALLOW_ANONYMOUS_ACCESS", "true"),
+        @super::tokens_env(), ("GLINT_ALLOW_ANONYMOUS_ACCESS", "true"),
     ],
 }
 
