@@ -1,7 +1,8 @@
 //! glint: an OpenStack Glance compatible image service (Images API v1 and v2, Registry API).
 //!
-//! Module map (dependencies point down; `http`, `registry`, `store` and `client` never import
-//! each other or `api`):
+//! Module map (dependencies point down: `registry`, `store` and `client` never import each other,
+//! `auth` or `api`; `http` is pure codecs the others share, and `metrics`, `log`, `model`,
+//! `patch`, `body` and `timestamp` are leaves any module may use):
 //!
 //! * [`cli`] – command-line parsing, the server commands and the image commands.
 //! * [`server`] – the accept loop with graceful shutdown, generic over a [`server::Handler`].
