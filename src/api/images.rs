@@ -1,5 +1,5 @@
 //! The Images API service on port 9292: its settings and shared state, the routing of each request
-//! (health, metrics, versions, then [`super::v1`] or [`super::v2`] after authentication), and
+//! (health, metrics, versions, then `api::v1` or `api::v2` after authentication), and
 //! the loads and quotas both API versions share.
 
 use std::sync::Arc;
