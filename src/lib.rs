@@ -2,7 +2,7 @@
 //!
 //! Module map (dependencies point down: `registry`, `store` and `client` never import each other,
 //! `auth` or `api`; `http` is pure codecs the others share, and `metrics`, `log`, `model`,
-//! `patch`, `body` and `timestamp` are leaves any module may use):
+//! `patch`, `body`, `timestamp` and `journal` are leaves any module may use):
 //!
 //! * [`cli`] – command-line parsing, the server commands and the image commands.
 //! * [`server`] – the accept loop with graceful shutdown, generic over a [`server::Handler`].
@@ -11,13 +11,13 @@
 //! * [`auth`] – request contexts (tokens file, Keystone v3), policy rules and the §13 access
 //!   rules; uses the stores' https client to reach Keystone.
 //! * [`client`] – typed clients of the Images API and the Registry API.
-//! * [`recovery`] – start-up recovery of uploads a crash interrupted.
 //! * [`http`] – pure codecs: path matcher, query strings, meta headers, JSON bodies, wire names.
 //! * [`registry`] – image records in sled with secondary indexes.
 //! * [`store`] – image data: filesystem, S3, Swift and the read-only HTTP store.
 //! * [`config`] – Glance-style INI file, `GLINT_*` environment and flags, resolved once.
 //! * [`log`] – logging through tracing, a span per request with its request id.
 //! * [`metrics`] – the Prometheus metrics served at `/metrics`.
+//! * [`journal`] – the uploads this API process has in flight, for recovery after a crash.
 //! * [`model`], [`patch`], [`body`], [`timestamp`] – leaves: the image record and its members,
 //!   partial updates, the shared byte-stream types, UTC times.
 
@@ -31,11 +31,11 @@ pub mod client;
 pub mod config;
 pub mod http;
 pub mod inspect;
+pub mod journal;
 pub mod log;
 pub mod metrics;
 pub mod model;
 pub mod patch;
-pub mod recovery;
 pub mod registry;
 pub mod server;
 pub mod store;

@@ -16,6 +16,7 @@ use crate::api::error::RegistryOp;
 use crate::auth::{Authenticator, Context, PolicyFile};
 use crate::http::body::Body;
 use crate::http::route::{match_api_route, ApiRoute, RouteError};
+use crate::journal::Journal;
 use crate::metrics::metrics;
 use crate::model::{parse_image_id, Image};
 use crate::registry::Limits;
@@ -57,6 +58,8 @@ pub struct ImagesService {
     pub(super) auth: Arc<Authenticator>,
     /// What callers may do.
     pub(super) policy: Arc<PolicyFile>,
+    /// The uploads, stages and imports this process is running.
+    pub(super) journal: Arc<Journal>,
 }
 
 impl Handler for ImagesService {
@@ -76,8 +79,13 @@ impl Handler for ImagesService {
 }
 
 impl ImagesService {
-    /// A service over `catalog` and `stores`.
-    pub fn new(catalog: Catalog, stores: Arc<Stores>, settings: ApiSettings) -> ImagesService {
+    /// A service over `catalog` and `stores`, keeping its uploads in flight in `journal`.
+    pub fn new(
+        catalog: Catalog,
+        stores: Arc<Stores>,
+        settings: ApiSettings,
+        journal: Journal,
+    ) -> ImagesService {
         // Beside the image directory, never in it: the store's directory holds image files only.
         let images = stores.filesystem.dir();
         let staging_dir = match (images.parent(), images.file_name()) {
@@ -103,6 +111,7 @@ impl ImagesService {
             staging,
             auth: Arc::new(Authenticator::NoAuth),
             policy: Arc::new(PolicyFile::default()),
+            journal: Arc::new(journal),
         }
     }
 
@@ -128,6 +137,7 @@ impl ImagesService {
             staging: self.staging.clone(),
             auth: self.auth.clone(),
             policy: self.policy.clone(),
+            journal: self.journal.clone(),
         }
     }
 

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod error;
 mod health;
 pub mod images;
+mod recovery;
 pub mod registry;
 mod request;
 mod upload;

@@ -8,6 +8,7 @@ use super::images::ImagesService;
 use super::Error;
 use crate::api::error::RegistryOp;
 use crate::inspect::Inspector;
+use crate::journal::Work;
 use crate::model::{Image, Status, HASH_ALGO};
 use crate::patch::ImagePatch;
 use crate::registry::UpdateOptions;
@@ -42,16 +43,25 @@ impl ImagesService {
         store: Option<&str>,
         mut source: impl DataSource,
     ) -> Result<Image, Error> {
+        let work = self.begin_work(&image.id, Work::Upload, store).await?;
         let saving = ImagePatch {
             status: Some(Status::Saving),
             ..Default::default()
         };
-        let image = self
+        let image = match self
             .catalog
             .update(&image.id, saving, from(Status::Queued))
             .await
-            .map_err(|e| Error::from_registry(e, RegistryOp::StartUpload))?;
-        self.store_data(image, store, &mut source).await
+        {
+            Ok(image) => image,
+            Err(e) => {
+                work.abandon();
+                return Err(Error::from_registry(e, RegistryOp::StartUpload));
+            }
+        };
+        let result = self.store_data(image, store, &mut source).await;
+        work.settle(result.is_ok()).await;
+        result
     }
 
     /// Streams `source` into a store as the data of `image` (which is in `saving` or

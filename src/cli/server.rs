@@ -16,6 +16,7 @@ use crate::api::registry::RegistryService;
 use crate::auth::{Authenticator, Keystone, PolicyFile, SetupError, TokensFile};
 use crate::client::registry::RegistryClient;
 use crate::config::{App, Config, RawConfig};
+use crate::journal::Journal;
 use crate::registry::{self, Registry};
 use crate::store::{self, Filesystem, Stores, Swift, S3};
 
@@ -138,14 +139,13 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
     if app != App::Registry {
         let stores = Arc::new(open_stores(&config)?);
         let catalog = match &registry {
-            Some(registry) => {
-                crate::recovery::kill_interrupted_uploads(registry)
-                    .await
-                    .map_err(ServeError::Recovery)?;
-                Catalog::Local(registry.clone())
-            }
+            Some(registry) => Catalog::Local(registry.clone()),
             None => Catalog::Remote(RegistryClient::new(&config.registry_url)),
         };
+        let journal = Journal::open(&config.data_dir).map_err(|source| ServeError::DataDir {
+            path: config.data_dir.join(crate::journal::DIR_NAME),
+            source,
+        })?;
         let settings = ApiSettings {
             limits: config.limits,
             size_cap: config.image_size_cap,
@@ -157,9 +157,22 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
         };
         let (auth, policy) = open_access(&config)?;
         reload_on_hangup(auth.clone(), policy.clone())?;
+        let service = ImagesService::new(catalog, stores, settings, journal);
+        // Before the port opens: the uploads that died with the last run of this process are
+        // settled (killed, their leftovers removed) and nothing else is touched.
+        let recovered =
+            service
+                .recover_interrupted()
+                .await
+                .map_err(|source| ServeError::DataDir {
+                    path: config.data_dir.join(crate::journal::DIR_NAME),
+                    source,
+                })?;
+        if recovered > 0 {
+            crate::info!("settled {recovered} uploads interrupted by the last stop");
+        }
         let listener = bind(&config, config.api_port, "api").await?;
-        let service =
-            Arc::new(ImagesService::new(catalog, stores, settings).with_access(auth, policy));
+        let service = Arc::new(service.with_access(auth, policy));
         servers.spawn(crate::server::serve(
             listener,
             service,
@@ -328,8 +341,6 @@ pub enum ServeError {
     S3(store::Error),
     /// The stores refused the configuration (a default store that is not configured).
     Stores(store::Error),
-    /// The images whose upload was interrupted could not be listed.
-    Recovery(registry::Error),
     /// A listener could not be bound.
     Bind {
         /// The address.
@@ -372,7 +383,6 @@ impl fmt::Display for ServeError {
             ServeError::Tls(e) => write!(f, "cannot set up TLS for the stores: {e}"),
             ServeError::S3(e) => write!(f, "cannot set up the S3 store: {e}"),
             ServeError::Stores(e) => write!(f, "{e}"),
-            ServeError::Recovery(e) => write!(f, "{e}"),
             ServeError::Bind {
                 addr,
                 server,
@@ -397,7 +407,7 @@ impl std::error::Error for ServeError {
             ServeError::OpenRegistry { source, .. } => Some(source),
             ServeError::OpenFilesystem { source, .. } => Some(source),
             ServeError::Tls(e) | ServeError::S3(e) | ServeError::Stores(e) => Some(e),
-            ServeError::Recovery(e) | ServeError::Flush(e) => Some(e),
+            ServeError::Flush(e) => Some(e),
             ServeError::Auth(e) => Some(e),
         }
     }

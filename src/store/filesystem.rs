@@ -37,19 +37,37 @@ pub struct Filesystem {
 }
 
 impl Filesystem {
-    /// A store in `dir` (created if missing). Leftover partial files of uploads that a crash
-    /// interrupted are removed.
+    /// A store in `dir` (created if missing). Partial files that a crash left are not removed
+    /// here: the directory may be shared with other API servers whose uploads are still being
+    /// written; start-up recovery removes the ones its own journal names
+    /// ([`Filesystem::remove_partial`]).
     pub fn open(dir: &Path) -> Result<Filesystem, Error> {
         std::fs::create_dir_all(dir)?;
         let dir = std::fs::canonicalize(dir)?;
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.to_string_lossy().ends_with(PARTIAL_SUFFIX) {
-                crate::warn!("removing partial upload {}", path.display());
-                std::fs::remove_file(&path)?;
-            }
-        }
         Ok(Filesystem { dir })
+    }
+
+    /// The file an upload of `id` is written to until it is complete.
+    fn partial_path(&self, id: &Uuid) -> PathBuf {
+        self.dir.join(format!(".{id}{PARTIAL_SUFFIX}"))
+    }
+
+    /// Removes the partial file an interrupted upload of `id` left; whether there was one.
+    pub async fn remove_partial(&self, id: &Uuid) -> Result<bool, Error> {
+        let partial = self.partial_path(id);
+        match tokio::fs::remove_file(&partial).await {
+            Ok(()) => {
+                crate::warn!("removed partial upload {}", partial.display());
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the complete data of `id` is in this directory.
+    pub async fn has_data(&self, id: &Uuid) -> Result<bool, Error> {
+        Ok(tokio::fs::try_exists(self.dir.join(id.to_string())).await?)
     }
 
     /// The store's directory.
@@ -82,34 +100,41 @@ impl Filesystem {
         if tokio::fs::try_exists(&path).await? {
             return Err(Error::Duplicate(id.to_string()));
         }
-        let partial = self
-            .dir
-            .join(format!(".{id}.{}{PARTIAL_SUFFIX}", Uuid::new_v4().simple()));
-        match self.write_partial(&partial, &path, source).await {
-            Ok(()) => {}
-            Err(e) => {
-                if let Err(rm) = tokio::fs::remove_file(&partial).await {
-                    if rm.kind() != std::io::ErrorKind::NotFound {
-                        crate::error!("cannot remove partial upload {}: {rm}", partial.display());
-                    }
-                }
-                return Err(e);
+        // One name per image: the registry lets one upload at a time move an image to `saving`,
+        // so an existing partial file is another upload's (or a crash's, until recovery).
+        let partial = self.partial_path(id);
+        let file = match tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&partial)
+            .await
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Duplicate(format!(
+                    "{id} (an upload of it is already being written)"
+                )))
             }
+            Err(e) => return Err(e.into()),
+        };
+        if let Err(e) = self.write_partial(file, &partial, &path, source).await {
+            if let Err(rm) = tokio::fs::remove_file(&partial).await {
+                if rm.kind() != std::io::ErrorKind::NotFound {
+                    crate::error!("cannot remove partial upload {}: {rm}", partial.display());
+                }
+            }
+            return Err(e);
         }
         Ok(Location::File(path))
     }
 
     async fn write_partial<S: DataSource>(
         &self,
+        mut file: tokio::fs::File,
         partial: &Path,
         path: &Path,
         source: &mut Metered<'_, S>,
     ) -> Result<(), Error> {
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(partial)
-            .await?;
         let mut pending = BytesMut::with_capacity(WRITE_CHUNK);
         let mut write_behind = WriteBehind::new(file.try_clone().await?.into_std().await);
         let mut written = 0u64;

@@ -403,6 +403,51 @@ impl Stores {
         })
     }
 
+    /// The name (`file`, `s3`, `swift`, `http`) of the store an upload to `store` (or the
+    /// default) goes to; an unknown or unconfigured store is an error.
+    pub fn resolve(&self, store: Option<&str>) -> Result<&'static str, Error> {
+        Ok(match store {
+            Some(name) => self.backend(name)?,
+            None => self.default_backend,
+        }
+        .name())
+    }
+
+    /// Removes what an upload of `id` to the store named `store` (a [`Stores::resolve`] name)
+    /// left when it was interrupted: a partial file, unfinished S3 multipart uploads, Swift
+    /// segments; and with `with_data` the complete data too (an image that never became
+    /// active). Absent leftovers are fine.
+    pub async fn remove_leftovers(
+        &self,
+        store: &str,
+        id: &Uuid,
+        with_data: bool,
+    ) -> Result<(), Error> {
+        match self.backend(store)? {
+            Backend::File => {
+                self.filesystem.remove_partial(id).await?;
+                if with_data {
+                    match self.filesystem.remove_data(id).await {
+                        Ok(()) | Err(Error::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            Backend::S3 => {
+                self.s3()?
+                    .remove_leftovers(&id.to_string(), with_data)
+                    .await
+            }
+            Backend::Swift => {
+                self.swift()?
+                    .remove_leftovers(&id.to_string(), with_data)
+                    .await
+            }
+            Backend::Http => Ok(()),
+        }
+    }
+
     /// Streams `source` into the store named `store` (or the default) as the data of `id`.
     /// On any failure every byte written is removed before the error is returned.
     pub async fn put<S: DataSource>(

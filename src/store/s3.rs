@@ -403,6 +403,65 @@ impl S3 {
         Ok(())
     }
 
+    /// Removes what an interrupted upload of `key` left in the configured bucket: its unfinished
+    /// multipart uploads and, when `with_object`, the object itself (absent is fine).
+    pub async fn remove_leftovers(&self, key: &str, with_object: bool) -> Result<(), Error> {
+        for upload_id in self.unfinished_uploads(key).await? {
+            let url = self
+                .bucket
+                .abort_multipart_upload(Some(&self.credentials), key, &upload_id)
+                .sign(SIGNATURE_TTL);
+            let (status, body) = self
+                .call(Method::DELETE, url.as_str(), http_client::empty(), None)
+                .await?;
+            if !status.is_success() && status != StatusCode::NOT_FOUND {
+                return Err(self.failure("aborting a multipart upload", status, &body));
+            }
+            crate::warn!("aborted the unfinished S3 multipart upload of {key}");
+        }
+        if with_object {
+            let url = self
+                .bucket
+                .delete_object(Some(&self.credentials), key)
+                .sign(SIGNATURE_TTL);
+            let (status, body) = self
+                .call(Method::DELETE, url.as_str(), http_client::empty(), None)
+                .await?;
+            if !status.is_success() && status != StatusCode::NOT_FOUND {
+                return Err(self.failure("deleting the object", status, &body));
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the multipart uploads of exactly `key` that were started and never completed
+    /// or aborted (`ListMultipartUploads`, signed with rusty-s3's signer: it has no action for it).
+    pub async fn unfinished_uploads(&self, key: &str) -> Result<Vec<String>, Error> {
+        let query = [("prefix", key), ("uploads", "")];
+        let url = rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            rusty_s3::Method::Get,
+            self.bucket.base_url().clone(),
+            self.credentials.key(),
+            self.credentials.secret(),
+            self.credentials.token(),
+            self.bucket.region(),
+            SIGNATURE_TTL.as_secs(),
+            query.iter().copied(),
+            std::iter::empty(),
+        );
+        let (status, body) = self
+            .call(Method::GET, url.as_str(), http_client::empty(), None)
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(Vec::new()); // no bucket, no uploads
+        }
+        if !status.is_success() {
+            return Err(self.failure("listing multipart uploads", status, &body));
+        }
+        Ok(uploads_of(&String::from_utf8_lossy(&body), key))
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -515,6 +574,23 @@ async fn join_part(task: JoinHandle<Result<String, Error>>) -> Result<String, Er
         .map_err(|e| Error::Backend(format!("S3 part upload task failed: {e}")))?
 }
 
+/// The `UploadId`s of the `<Upload>` entries for `key` in a `ListMultipartUploadsResult`.
+fn uploads_of(xml: &str, key: &str) -> Vec<String> {
+    fn field<'a>(element: &'a str, name: &str) -> Option<&'a str> {
+        let open = format!("<{name}>");
+        let start = element.find(&open)? + open.len();
+        let end = element[start..].find(&format!("</{name}>"))?;
+        Some(&element[start..start + end])
+    }
+    xml.split("<Upload>")
+        .skip(1)
+        .filter_map(|rest| rest.split("</Upload>").next())
+        .filter(|upload| field(upload, "Key") == Some(key))
+        .filter_map(|upload| field(upload, "UploadId"))
+        .map(str::to_string)
+        .collect()
+}
+
 fn make_bucket(
     endpoint: &str,
     bucket: &str,
@@ -537,4 +613,21 @@ fn endpoint_host(endpoint: &str) -> Option<String> {
     let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
     let host = rest.split('/').next()?;
     (!host.is_empty()).then(|| host.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_uploads_of_exactly_the_key_are_listed() {
+        let xml = "<?xml version=\"1.0\"?><ListMultipartUploadsResult><Bucket>b</Bucket>\
+            <Upload><Key>abc</Key><UploadId>2~one</UploadId></Upload>\
+            <Upload><Key>abc-1</Key><UploadId>2~other</UploadId></Upload>\
+            <Upload><Key>abc</Key><UploadId>2~two</UploadId><Initiated>x</Initiated></Upload>\
+            </ListMultipartUploadsResult>";
+        assert_eq!(uploads_of(xml, "abc"), vec!["2~one", "2~two"]);
+        assert!(uploads_of(xml, "ab").is_empty());
+        assert!(uploads_of("<ListMultipartUploadsResult/>", "abc").is_empty());
+    }
 }

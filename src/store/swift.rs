@@ -592,6 +592,46 @@ impl Swift {
             ))),
         }
     }
+
+    /// Removes what an interrupted upload of `name` left in the configured container: the
+    /// segments `<name>-NNNNN` it wrote and, when `with_object`, the object (or manifest) itself.
+    /// Without `with_object` nothing is removed: the segments of a finished upload are its data.
+    pub async fn remove_leftovers(&self, name: &str, with_object: bool) -> Result<(), Error> {
+        if !with_object {
+            return Ok(());
+        }
+        let container = self.config.container.clone();
+        let query = format!(
+            "{container}?format=json&prefix={}",
+            encode(&format!("{name}-"))
+        );
+        let (status, body, _) = self
+            .call(Method::GET, &query, http_client::empty, &[])
+            .await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(()); // no container, nothing written
+        }
+        if !status.is_success() {
+            return Err(Error::Backend(format!(
+                "Swift answered {status} listing the segments of {name}"
+            )));
+        }
+        let segments: Vec<Listed> = serde_json::from_slice(&body)
+            .map_err(|e| Error::Backend(format!("Swift sent a malformed listing: {e}")))?;
+        let names = segments.into_iter().map(|s| s.name);
+        for object in names.chain(std::iter::once(name.to_string())) {
+            let path = format!("{container}/{}", encode(&object));
+            let (status, _, _) = self
+                .call(Method::DELETE, &path, http_client::empty, &[])
+                .await?;
+            if !status.is_success() && status != StatusCode::NOT_FOUND {
+                return Err(Error::Backend(format!(
+                    "Swift answered {status} deleting {object}"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Percent-encodes a query or path component.

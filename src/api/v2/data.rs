@@ -16,6 +16,7 @@ use crate::api::upload::from;
 use crate::api::Error;
 use crate::auth::Context;
 use crate::http::body::{empty, Body};
+use crate::journal::Work;
 use crate::model::{Image, Status};
 use crate::patch::ImagePatch;
 use crate::store::Location;
@@ -111,15 +112,24 @@ impl ImagesService {
                 status: Some(Status::Uploading),
                 ..Default::default()
             };
-            let image = self
+            let work = self.begin_work(&image.id, Work::Stage, None).await?;
+            let image = match self
                 .update_record(&image, uploading, from(Status::Queued))
-                .await?;
-            let body = body.take()?;
-            let mut source = BodySource(body);
-            match staging
-                .put_source(&image.id, &mut source, self.settings.size_cap)
                 .await
             {
+                Ok(image) => image,
+                Err(e) => {
+                    work.abandon();
+                    return Err(e);
+                }
+            };
+            let body = body.take()?;
+            let mut source = BodySource(body);
+            let staged = staging
+                .put_source(&image.id, &mut source, self.settings.size_cap)
+                .await;
+            let succeeded = staged.is_ok();
+            let answer = match staged {
                 Ok(_) => Ok(no_content()),
                 Err(e) => {
                     let queued = ImagePatch {
@@ -135,7 +145,9 @@ impl ImagesService {
                     }
                     Err(e.into())
                 }
-            }
+            };
+            work.settle(succeeded).await;
+            answer
         }
         .await;
         body.answer(&parts.headers, result).await
@@ -196,18 +208,27 @@ impl ImagesService {
             status: Some(Status::Importing),
             ..Default::default()
         };
-        let image = self
-            .update_record(&image, importing, from(expected))
-            .await?;
+        let work = self.begin_work(&image.id, Work::Import, None).await?;
+        let image = match self.update_record(&image, importing, from(expected)).await {
+            Ok(image) => image,
+            Err(e) => {
+                work.abandon();
+                return Err(e);
+            }
+        };
         let service = self.handle();
-        tokio::spawn(async move { service.run_import(image, source).await });
+        tokio::spawn(async move {
+            let succeeded = service.run_import(image, source).await;
+            work.settle(succeeded).await;
+        });
         let mut resp = Response::new(empty());
         *resp.status_mut() = StatusCode::ACCEPTED;
         Ok(resp)
     }
 
-    /// The background half of an import: streams the source into the default store.
-    async fn run_import(self, image: Image, source: Source) {
+    /// The background half of an import: streams the source into the default store; whether
+    /// the image became active.
+    async fn run_import(&self, image: Image, source: Source) -> bool {
         let id = image.id;
         let opened = match &source {
             Source::Staged => match &self.staging {
@@ -228,15 +249,21 @@ impl ImagesService {
                 Err(e.into())
             }
         };
-        match outcome {
-            Ok(()) => crate::info!("image {id} imported"),
-            Err(e) => crate::warn!("import of image {id} failed: {e}"),
-        }
         self.unstage(&id).await;
+        match outcome {
+            Ok(()) => {
+                crate::info!("image {id} imported");
+                true
+            }
+            Err(e) => {
+                crate::warn!("import of image {id} failed: {e}");
+                false
+            }
+        }
     }
 
     /// Removes staged data of `id`, if any.
-    pub(super) async fn unstage(&self, id: &Uuid) {
+    pub(in crate::api) async fn unstage(&self, id: &Uuid) {
         if let Some(staging) = &self.staging {
             match staging.remove_data(id).await {
                 Ok(()) | Err(crate::store::Error::NotFound(_)) => {}

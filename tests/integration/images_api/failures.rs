@@ -1,14 +1,17 @@
 //! Uploads that die half-way (§5.5.1, §12.6): a client that goes away leaves a `killed` image and
-//! no file; `kill -9` of the server mid-upload, then a restart over the same data directory,
-//! leaves the image `killed`, no partial file, and every acknowledged image intact. Also the size
-//! cap read from a Glance-style config file.
+//! no file; `kill -9` of the API process mid-upload, then a restart over the same data
+//! directory, leaves the image `killed`, no partial file, every acknowledged image intact and
+//! other servers' `saving` records alone (in both shapes); an interrupted v2 stage is `queued`
+//! again. Also the size cap read from a Glance-style config file.
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use super::{fixed_id, RAW_BARE};
-use crate::support::{id_of, test_data, ImageServer, Shape};
+use crate::support::{id_of, test_data, ImageServer, Payload, RegistryClient, Shape};
 
 acceptance! {
     client_disconnect_mid_upload_kills_the_image_and_leaves_no_file,
@@ -79,7 +82,17 @@ fn wait_for_partial_file(srv: &ImageServer) -> bool {
 
 #[test]
 fn restart_after_kill_9_mid_upload_kills_the_image_and_keeps_acknowledged_images() {
-    let mut srv = ImageServer::start(Shape::Serve, &[]);
+    for shape in [Shape::Serve, Shape::Split] {
+        kill_9_mid_upload_then_restart(shape);
+    }
+}
+
+/// `kill -9` of the API process mid-upload, then a restart over the same data directory: the
+/// upload it ran is killed and its partial file gone, every acknowledged image is intact, and a
+/// record that another API server moved to `saving` through the Registry API is still `saving`
+/// (this process's journal never named it).
+fn kill_9_mid_upload_then_restart(shape: Shape) {
+    let mut srv = ImageServer::start(shape, &[]);
     let kept: Vec<(String, Vec<u8>)> = (0..3)
         .map(|i| {
             let data = test_data(200_000 + i * 1000, 80 + i as u64);
@@ -88,6 +101,14 @@ fn restart_after_kill_9_mid_upload_kills_the_image_and_keeps_acknowledged_images
         })
         .collect();
     let reserved = id_of(&srv.create(&[("x-image-meta-name", "reserved")]));
+    let registry = RegistryClient::new(srv.registry_addr());
+    let foreign = registry.create(json!({
+        "name": "another API server's upload",
+        "status": "saving",
+        "disk_format": "raw",
+        "container_format": "bare",
+    }));
+    let foreign = foreign["id"].as_str().unwrap().to_string();
 
     let id = fixed_id(31);
     let mut stream = srv.start_upload(&id, &[], 1 << 20, 300 << 10);
@@ -104,8 +125,19 @@ fn restart_after_kill_9_mid_upload_kills_the_image_and_keeps_acknowledged_images
     drop(stream);
 
     srv.restart();
-    assert_eq!(srv.status_of(&id), "killed", "{}", srv.logs());
+    assert_eq!(srv.status_of(&id), "killed", "{shape:?}: {}", srv.logs());
+    assert!(
+        srv.logs()
+            .contains(&format!("image {id} was saving when its upload stopped")),
+        "{}",
+        srv.logs()
+    );
     srv.assert_no_data_for(&id);
+    assert_eq!(
+        srv.status_of(&foreign),
+        "saving",
+        "{shape:?}: the restart killed an upload this process did not run"
+    );
     let mut want_files: Vec<String> = kept.iter().map(|(id, _)| id.clone()).collect();
     want_files.sort();
     assert_eq!(srv.image_files(), want_files);
@@ -127,6 +159,54 @@ fn restart_after_kill_9_mid_upload_kills_the_image_and_keeps_acknowledged_images
     let reply = srv.put_data(&reserved, &[RAW_BARE[0], RAW_BARE[1]], &data);
     assert_eq!(reply.json(200)["image"]["status"], "active");
     assert!(srv.download(&reserved).body == data);
+    // The journal is empty again: a second restart changes nothing.
+    srv.restart();
+    assert_eq!(srv.status_of(&foreign), "saving");
+    assert_eq!(srv.status_of(&reserved), "active");
+    assert!(
+        !srv.logs().contains("when its upload stopped"),
+        "{}",
+        srv.logs()
+    );
+}
+
+#[test]
+fn restart_after_kill_9_mid_stage_queues_the_image_again_without_staged_bytes() {
+    let mut srv = ImageServer::start(Shape::Serve, &[]);
+    let id = id_of(&srv.create(&RAW_BARE));
+    let stream = srv.start_stage(&id, 4 << 20, 1 << 20);
+    assert_eq!(
+        srv.wait_status(&id, "uploading", SETTLE),
+        "uploading",
+        "{}",
+        srv.logs()
+    );
+    let images = srv.images_dir();
+    let staging = images.with_file_name("images-staging");
+    let staged_files = || -> Vec<String> {
+        std::fs::read_dir(&staging)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let writing = crate::support::eventually(SETTLE, || !staged_files().is_empty());
+    assert!(writing, "nothing staged yet: {}", srv.logs());
+    srv.api_process().kill9();
+    drop(stream);
+
+    srv.restart();
+    assert_eq!(srv.status_of(&id), "queued", "{}", srv.logs());
+    assert!(staged_files().is_empty(), "{:?}", staged_files());
+    // It can be staged again, and imported.
+    let data = test_data(300_000, 12);
+    let reply = srv.request(
+        "PUT",
+        &format!("/v2/images/{id}/stage"),
+        &[("content-type", "application/octet-stream")],
+        Payload::Sized(data.clone().into()),
+    );
+    assert_eq!(reply.status.as_u16(), 204, "{reply:?}");
+    assert_eq!(srv.status_of(&id), "uploading");
 }
 
 #[test]

@@ -172,6 +172,7 @@ store_tests! {S3Direct:
     upload_of_300_mib_streams_its_100_mib_pieces_in_flat_memory_and_reads_back,
     upload_to_a_missing_container_is_refused_with_503_naming_it_and_kills_the_image,
     client_disconnect_mid_upload_kills_the_image_and_leaves_nothing,
+    kill_9_mid_upload_then_restart_kills_the_image_and_leaves_nothing,
     wrong_credentials_fail_the_upload_clearly_kill_the_image_and_never_show_the_secrets,
     secret_never_appears_in_api_responses_or_the_debug_log,
     checksum_mismatch_kills_the_image_and_removes_what_was_stored,

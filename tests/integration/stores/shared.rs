@@ -251,6 +251,37 @@ pub fn client_disconnect_mid_upload_kills_the_image_and_leaves_nothing<S: RealSt
     w.direct.assert_empty();
 }
 
+/// `kill -9` of `glint serve` while an upload in pieces is under way in the server, then a
+/// restart: the image is killed and the store holds nothing of it (the unfinished S3 multipart
+/// upload aborted, the Swift segments removed), named by the process's own journal.
+pub fn kill_9_mid_upload_then_restart_kills_the_image_and_leaves_nothing<S: RealStore>() {
+    let Some(mut w) = world::<S>(false) else {
+        return;
+    };
+    let (total, sent) = (40 * MIB, 20 * MIB);
+    let id = uuid::Uuid::new_v4().to_string();
+    let upload = w
+        .glint
+        .start_upload(&id, &[("x-image-meta-store", S::NAME)], total, sent);
+    let under_way = eventually(Duration::from_secs(30), || w.direct.upload_under_way(&id));
+    assert!(
+        under_way,
+        "no upload of {id} under way in {}:\n{}",
+        S::NAME,
+        w.glint.logs()
+    );
+    w.glint.api_process().kill9();
+    drop(upload);
+    assert!(
+        w.direct.upload_under_way(&id),
+        "the kill left nothing to recover"
+    );
+    w.glint.restart();
+    assert_eq!(w.glint.status_of(&id), "killed", "{}", w.glint.logs());
+    w.direct.assert_nothing_for(&id);
+    w.direct.assert_empty();
+}
+
 /// Wrong credentials fail the upload clearly (403 with the server's reason), kill the image,
 /// create nothing, and no secret shows in the reply or the log.
 pub fn wrong_credentials_fail_the_upload_clearly_kill_the_image_and_never_show_the_secrets<

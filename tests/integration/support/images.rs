@@ -172,13 +172,36 @@ impl ApiClient {
         total: u64,
         sent: u64,
     ) -> TcpStream {
+        let mut all = vec![
+            ("x-image-meta-id", id),
+            ("x-image-meta-name", "partial"),
+            ("x-image-meta-disk_format", "raw"),
+            ("x-image-meta-container_format", "bare"),
+        ];
+        all.extend_from_slice(headers);
+        self.start_body("POST /v1/images", &all, total, sent)
+    }
+
+    /// Like [`ApiClient::start_upload`], for a v2 `PUT /v2/images/{id}/stage` of a queued
+    /// image.
+    pub fn start_stage(&self, id: &str, total: u64, sent: u64) -> TcpStream {
+        self.start_body(&format!("PUT /v2/images/{id}/stage"), &[], total, sent)
+    }
+
+    /// Opens a raw connection, sends `request` (method and path) with `headers` announcing
+    /// `total` bytes of octet-stream, and writes only `sent` of them (seed 7).
+    fn start_body(
+        &self,
+        request: &str,
+        headers: &[(&str, &str)],
+        total: u64,
+        sent: u64,
+    ) -> TcpStream {
         let mut stream = TcpStream::connect(self.addr()).unwrap();
         stream.set_read_timeout(Some(REQUEST_TIMEOUT)).unwrap();
         let mut head = format!(
-            "POST /v1/images HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
-             Content-Type: application/octet-stream\r\n\
-             Content-Length: {total}\r\nx-image-meta-id: {id}\r\nx-image-meta-name: partial\r\n\
-             x-image-meta-disk_format: raw\r\nx-image-meta-container_format: bare\r\n",
+            "{request} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {total}\r\n",
             self.addr()
         );
         for (name, value) in headers {
@@ -285,6 +308,8 @@ pub struct ImageServer {
     api: GlintProcess,
     /// `glint registry` in the split shape.
     registry: Option<GlintProcess>,
+    /// Where the Registry API listens (`glint serve`'s own port, or `glint registry`'s).
+    registry_addr: SocketAddr,
     /// The deployment shape.
     shape: Shape,
     /// Environment given to every process, kept for [`ImageServer::restart`].
@@ -329,12 +354,14 @@ impl ImageServer {
                 (Some((registry, addr)), Some(dir))
             }
         };
-        let registry_addr = registry.as_ref().map(|(_, addr)| *addr);
-        let (api, addr) = spawn_api(shape, api_dir.path(), registry_addr, &env, &extra_args);
+        let remote = registry.as_ref().map(|(_, addr)| *addr);
+        let (api, addr, registry_addr) =
+            spawn_api(shape, api_dir.path(), remote, &env, &extra_args);
         ImageServer {
             client: ApiClient::new(addr),
             api,
             registry: registry.map(|(process, _)| process),
+            registry_addr,
             shape,
             env,
             extra_args,
@@ -399,22 +426,29 @@ impl ImageServer {
         logs
     }
 
+    /// Where the Registry API listens (it moves when `glint serve` restarts).
+    pub fn registry_addr(&self) -> SocketAddr {
+        self.registry_addr
+    }
+
     /// Kills the API process with SIGKILL (if still running) and starts it again over the same
-    /// data directory, on a new port. Only for `glint serve`, whose data all lives there.
+    /// data directory, on a new port: `glint serve` whole, or `glint api` alone (the registry
+    /// process keeps running).
     pub fn restart(&mut self) {
-        assert_eq!(self.shape, Shape::Serve, "restart is for glint serve");
         if self.api.is_running() {
             self.api.kill9();
         }
-        let (api, addr) = spawn_api(
+        let remote = (self.shape == Shape::Split).then_some(self.registry_addr);
+        let (api, addr, registry_addr) = spawn_api(
             self.shape,
             self.api_dir.path(),
-            None,
+            remote,
             &self.env,
             &self.extra_args,
         );
         self.api = api;
         self.client = ApiClient::new(addr);
+        self.registry_addr = registry_addr;
     }
 }
 
@@ -431,14 +465,15 @@ pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
-/// Spawns the process that serves the Images API and waits until it listens.
+/// Spawns the process that serves the Images API and waits until it listens; returns it, its
+/// address and the registry's (`glint serve`'s own, or `registry`).
 fn spawn_api(
     shape: Shape,
     data_dir: &Path,
     registry: Option<SocketAddr>,
     env: &[(String, String)],
     extra: &[String],
-) -> (GlintProcess, SocketAddr) {
+) -> (GlintProcess, SocketAddr, SocketAddr) {
     let registry_url = registry.map(|addr| format!("http://{addr}"));
     let mut args = vec![
         "--bind-host",
@@ -455,6 +490,11 @@ fn spawn_api(
     };
     args.extend(extra.iter().map(String::as_str));
     let mut api = GlintProcess::spawn(&args, &env_refs(env));
+    // `glint serve` announces its registry port first.
+    let registry = match registry {
+        Some(addr) => addr,
+        None => api.wait_listening("registry"),
+    };
     let addr = api.wait_listening("api");
-    (api, addr)
+    (api, addr, registry)
 }
