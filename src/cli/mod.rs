@@ -100,13 +100,14 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             println!("glint {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        "serve" | "api" | "registry" if wants_help => {
+        "serve" | "api" | "registry" | "check" if wants_help => {
             print!("{}", server::USAGE);
             return ExitCode::SUCCESS;
         }
         "serve" => server::run(App::Serve, rest),
         "api" => server::run(App::Api, rest),
         "registry" => server::run(App::Registry, rest),
+        "check" => server::check(rest),
         cmd => match images::help(cmd) {
             Some(help) if wants_help => {
                 print!("{help}");
@@ -124,7 +125,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 fn usage_error(msg: &str, command: Option<&str>) -> ExitCode {
     match command {
-        Some(cmd) if images::help(cmd).is_some() || ["serve", "api", "registry"].contains(&cmd) => {
+        Some(cmd)
+            if images::help(cmd).is_some()
+                || ["serve", "api", "registry", "check"].contains(&cmd) =>
+        {
             eprintln!("glint {cmd}: {msg}\nRun 'glint {cmd} --help' for usage.")
         }
         _ => eprintln!("glint: {msg}\nRun 'glint help' for usage."),

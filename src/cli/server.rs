@@ -26,6 +26,8 @@ Server commands:
   serve      run the whole image service in one process: the Images API and the registry
   api        run the Images API alone, over a remote registry (--registry-url)
   registry   run the Registry API alone
+  check      check a stopped registry's records, indexes and memberships against each other
+             (--data-dir, --config-file); exits 1 if anything disagrees
 
 Options (serve, api, registry):
   --bind-host ADDR      address to listen on (default 0.0.0.0)
@@ -46,6 +48,46 @@ Examples:
   glint registry --bind-host 127.0.0.1 --data-dir /var/lib/glint-registry
   glint api --registry-url http://10.0.0.5:9191 --api-port 9292
 ";
+
+/// `glint check`: the registry's full consistency check, on a registry no server has open.
+pub fn check(args: &[String]) -> Result<ExitCode, UsageError> {
+    let raw = parse_args(App::Registry, args)?;
+    let config = Config::resolve(&raw).map_err(|e| UsageError(e.to_string()))?;
+    let registry = match open_registry(&config) {
+        Ok(registry) => registry,
+        Err(e) => {
+            eprintln!("glint check: {e} (is a server still running on it?)");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match registry.check() {
+        Ok(report) => {
+            println!(
+                "{} records, {} index entries, {} membership entries: {}",
+                report.records,
+                report.index_entries,
+                report.member_entries,
+                if report.problems.is_empty() {
+                    "consistent".to_string()
+                } else {
+                    format!("{} problems", report.problems.len())
+                }
+            );
+            for problem in &report.problems {
+                println!("  {problem}");
+            }
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(e) => {
+            eprintln!("glint check: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
 
 /// Runs a server command with its arguments.
 pub fn run(app: App, args: &[String]) -> Result<ExitCode, UsageError> {

@@ -1,6 +1,7 @@
 //! The registry: image records in sled, with secondary indexes kept in the same transaction as
 //! the record. Knows nothing of HTTP; its errors are its own.
 
+mod check;
 mod db;
 mod index;
 pub mod keys;
@@ -18,6 +19,7 @@ use crate::model::{Image, Invalid, Status};
 use crate::patch::ImagePatch;
 pub use crate::patch::UpdateOptions;
 use crate::timestamp::Timestamp;
+pub use check::CheckReport;
 pub use members::{ImageMember, Member, MemberStatus, SharedImage};
 pub use query::{Limits, ListQuery, SortDir, SortKey, Visibility};
 

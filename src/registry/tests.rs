@@ -281,6 +281,52 @@ fn run_model_sequence(seed: u64, steps: usize, small_source: usize) {
     for (id, image) in &model {
         assert_eq!(&reg.get(id).unwrap(), image, "seed {seed}: final state");
     }
+    let report = reg.check().unwrap();
+    assert!(
+        report.problems.is_empty(),
+        "seed {seed}: {:?}",
+        report.problems
+    );
+    assert_eq!(report.records, model.len() as u64);
+}
+
+#[test]
+fn the_consistency_check_finds_a_lost_and_a_stray_index_entry_and_a_half_membership() {
+    let reg = Registry::temporary().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let a = rt
+        .block_on(reg.create(
+            ImagePatch {
+                name: Some(Some("a".into())),
+                ..Default::default()
+            },
+            Status::Active,
+        ))
+        .unwrap();
+    rt.block_on(reg.add_member(&a.id, "tenant-1", Some(false)))
+        .unwrap();
+    let clean = reg.check().unwrap();
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+    assert!(clean.index_entries > 0 && clean.member_entries == 2);
+
+    let name_key = keys::index_keys(&a)
+        .into_iter()
+        .find(|k| k[0] == keys::TAG_NAME)
+        .unwrap();
+    reg.db.index.remove(&name_key).unwrap();
+    let mut stray = name_key.clone();
+    let len = stray.len();
+    stray[len - keys::ID_LEN..].copy_from_slice(Uuid::new_v4().as_bytes());
+    reg.db.index.insert(stray, &[]).unwrap();
+    reg.db.shared.clear().unwrap();
+    let report = reg.check().unwrap();
+    let text = report.problems.join("\n");
+    assert!(text.contains("lacks the index entry"), "{text}");
+    assert!(text.contains("names a missing image"), "{text}");
+    assert!(text.contains("not mirrored"), "{text}");
+    assert_eq!(report.problems.len(), 3, "{text}");
 }
 
 #[test]

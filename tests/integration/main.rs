@@ -9,6 +9,8 @@
 //! * `cli` – the `glint` command-line client against a real server.
 //! * `stores` – the S3, Swift and HTTP stores against real servers (started by scripts/test.sh),
 //!   the object-store tests written once and run against each store.
+//! * `torture` – `glint serve` killed at random instants under a writer load, checked each
+//!   round against what the clients were told.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,3 +20,4 @@ mod registry_api;
 mod registry_binary;
 mod stores;
 mod support;
+mod torture;

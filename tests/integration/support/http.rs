@@ -310,6 +310,19 @@ impl Http {
         headers: &[(&str, &str)],
         payload: impl Into<Payload>,
     ) -> Reply {
+        self.try_request(method, path, headers, payload)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Http::request`], with a failure to connect, send or read (a server that died)
+    /// returned rather than a panic.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        payload: impl Into<Payload>,
+    ) -> Result<Reply, String> {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let body = TestBody::from(payload.into());
         let fut = async {
@@ -323,10 +336,16 @@ impl Http {
             opened.close().await;
             Ok::<_, BoxError>(reply)
         };
-        self.rt
+        match self
+            .rt
             .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, fut).await })
-            .unwrap_or_else(|_| panic!("{method} {path}: no response in {REQUEST_TIMEOUT:?}"))
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(format!("{method} {path}: {e}")),
+            Err(_) => Err(format!(
+                "{method} {path}: no response in {REQUEST_TIMEOUT:?}"
+            )),
+        }
     }
 
     /// `GET path`.
