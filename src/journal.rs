@@ -27,6 +27,8 @@ pub enum Work {
     Stage,
     /// Importing it into a store in the background (`→ importing → active`).
     Import,
+    /// Deleting it: the record first, then its data.
+    Delete,
 }
 
 impl Work {
@@ -35,6 +37,7 @@ impl Work {
             Work::Upload => "upload",
             Work::Stage => "stage",
             Work::Import => "import",
+            Work::Delete => "delete",
         }
     }
 }
@@ -48,6 +51,9 @@ pub struct Entry {
     pub work: Work,
     /// The store the data was going to (the resolved name, e.g. `file`, `s3`, `swift`).
     pub store: String,
+    /// The data's location, for a delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 /// The journal directory of one API process.
@@ -136,6 +142,7 @@ mod tests {
             image: Uuid::new_v4(),
             work,
             store: "file".into(),
+            location: None,
         }
     }
 

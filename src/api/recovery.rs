@@ -73,14 +73,35 @@ impl ImagesService {
         store: Option<&str>,
     ) -> Result<InFlight, Error> {
         let store = match work {
-            Work::Stage => "file",
+            Work::Stage | Work::Delete => "file",
             Work::Upload | Work::Import => self.stores.resolve(store)?,
         };
-        let entry = Entry {
+        self.begin(Entry {
             image: *image,
             work,
             store: store.to_string(),
-        };
+            location: None,
+        })
+        .await
+    }
+
+    /// Records that this process deletes `image`, whose data is at `location`: if it dies
+    /// between the record and the data, recovery removes the data of the deleted record.
+    pub(super) async fn begin_delete(
+        &self,
+        image: &Uuid,
+        location: &str,
+    ) -> Result<InFlight, Error> {
+        self.begin(Entry {
+            image: *image,
+            work: Work::Delete,
+            store: "file".to_string(),
+            location: Some(location.to_string()),
+        })
+        .await
+    }
+
+    async fn begin(&self, entry: Entry) -> Result<InFlight, Error> {
         self.journal
             .begin(&entry)
             .await
@@ -121,6 +142,19 @@ impl ImagesService {
         };
         match entry.work {
             Work::Stage => self.recover_stage(id, status).await,
+            Work::Delete => {
+                let gone = matches!(status, None | Some(Status::Deleted));
+                if let (Some(uri), true) = (&entry.location, gone) {
+                    let location = crate::store::Location::parse(uri)?;
+                    match self.stores.delete(&location).await {
+                        Ok(()) => crate::warn!("removed the data of deleted image {id}"),
+                        Err(crate::store::Error::NotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    self.unstage(id).await;
+                }
+                Ok(())
+            }
             Work::Upload | Work::Import => {
                 let in_flight = match entry.work {
                     Work::Upload => Status::Saving,

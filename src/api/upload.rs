@@ -101,7 +101,7 @@ impl ImagesService {
                 .flatten()
         });
         if let Some(why) = refusal {
-            self.discard(&stored.location).await;
+            let _ = self.discard(&stored.location).await;
             self.kill(&id, current).await;
             return Err(Error::BadRequest(format!(
                 "{why} Setting image status to 'killed'."
@@ -118,7 +118,7 @@ impl ImagesService {
             }
         };
         if let Some((attr, given, actual)) = mismatch {
-            self.discard(&stored.location).await;
+            let _ = self.discard(&stored.location).await;
             self.kill(&id, current).await;
             return Err(Error::BadRequest(format!(
                 "Supplied {attr} ({given}) and {attr} generated from uploaded image ({actual}) did not match. Setting image status to 'killed'."
@@ -137,7 +137,7 @@ impl ImagesService {
         match self.catalog.update(&id, active, from(current)).await {
             Ok(image) => Ok(image),
             Err(e) => {
-                self.discard(&stored.location).await;
+                let _ = self.discard(&stored.location).await;
                 let err = Error::from_registry(e, RegistryOp::FinishUpload { id: &id });
                 // A record that is gone or changed is not ours to kill.
                 if !matches!(err, Error::PreconditionFailed(_)) {
@@ -160,14 +160,49 @@ impl ImagesService {
         }
     }
 
-    /// Removes data a failed or deleted image left in a store; a failure is logged.
-    pub(super) async fn discard(&self, location: &Location) {
-        if let Err(e) = self.stores.delete(location).await {
-            crate::error!(
-                "could not remove data of a failed upload at {}: {e}",
-                location.scheme()
-            );
+    /// Removes data a failed or deleted image left in a store; whether it is gone (a failure
+    /// is logged).
+    pub(super) async fn discard(&self, location: &Location) -> bool {
+        match self.stores.delete(location).await {
+            Ok(()) | Err(crate::store::Error::NotFound(_)) => true,
+            Err(e) => {
+                crate::error!("could not remove image data at {}: {e}", location.scheme());
+                false
+            }
         }
+    }
+
+    /// Deletes the record of `image` through `delete`, then its data, journaled in between so
+    /// that a crash after the record cannot leave the data behind for good.
+    pub(super) async fn delete_with_data(
+        &self,
+        image: &Image,
+        delete: impl std::future::Future<Output = Result<Image, Error>>,
+    ) -> Result<Image, Error> {
+        let work = match &image.location {
+            Some(uri) => Some(self.begin_delete(&image.id, uri).await?),
+            None => None,
+        };
+        let deleted = match delete.await {
+            Ok(deleted) => deleted,
+            Err(e) => {
+                if let Some(work) = work {
+                    work.abandon();
+                }
+                return Err(e);
+            }
+        };
+        let mut removed = true;
+        if let Some(uri) = &deleted.location {
+            match Location::parse(uri) {
+                Ok(location) => removed = self.discard(&location).await,
+                Err(e) => crate::warn!("image {} had an unreadable location: {e}", image.id),
+            }
+        }
+        if let Some(work) = work {
+            work.settle(removed).await;
+        }
+        Ok(deleted)
     }
 }
 

@@ -155,6 +155,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
     // Listen for signals before anything is announced: a SIGTERM that arrives right after the
     // "listening" line must drain and flush, not kill the process.
     let shutdown = shutdown_signal()?;
+    raise_open_files_limit(&config);
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -174,7 +175,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
         servers.spawn(crate::server::serve(
             listener,
             service,
-            None,
+            config.client_limits.clone(),
             stopped(stop_rx.clone()),
         ));
     }
@@ -218,7 +219,10 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
         servers.spawn(crate::server::serve(
             listener,
             service,
-            Some(crate::server::API_MAX_HEADERS),
+            crate::server::ClientLimits {
+                max_headers: Some(crate::server::API_MAX_HEADERS),
+                ..config.client_limits.clone()
+            },
             stopped(stop_rx.clone()),
         ));
     }
@@ -233,6 +237,29 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
     }
     crate::info!("shut down cleanly");
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard limit: each connection is a descriptor, and
+/// the common soft default (1024) is below `max_connections`. Says so when even the hard limit
+/// is lower.
+fn raise_open_files_limit(config: &Config) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            crate::warn!("cannot raise the open-files limit: {e}");
+        }
+    }
+    let open_files = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let wanted = config.client_limits.max_connections as u64 + 256;
+    if config.client_limits.max_connections > 0 && open_files < wanted {
+        crate::warn!(
+            "the open-files limit ({open_files}) is below max_connections ({}) plus the files \
+             glint needs itself; raise LimitNOFILE or lower max_connections",
+            config.client_limits.max_connections
+        );
+    }
 }
 
 /// The authenticator and policy the configuration asks for (§13; no-auth by default).
@@ -282,10 +309,12 @@ fn reload_on_hangup(auth: Arc<Authenticator>, policy: Arc<PolicyFile>) -> Result
 }
 
 fn open_registry(config: &Config) -> Result<Registry, ServeError> {
-    Registry::open(&config.registry_dir()).map_err(|source| ServeError::OpenRegistry {
-        path: config.registry_dir(),
-        source,
-    })
+    Registry::open_with_cache(&config.registry_dir(), config.registry_cache_size).map_err(
+        |source| ServeError::OpenRegistry {
+            path: config.registry_dir(),
+            source,
+        },
+    )
 }
 
 /// Opens the filesystem store and sets up the configured network stores on one https client.

@@ -79,6 +79,10 @@ pub struct Config {
     pub health_disable_file: Option<PathBuf>,
     /// `[image_format] require_image_format_match` (default true).
     pub require_image_format_match: bool,
+    /// What the servers allow their clients (timeouts, connections, header sizes).
+    pub client_limits: crate::server::ClientLimits,
+    /// Bytes of sled's page cache for the registry (`registry_cache_size`).
+    pub registry_cache_size: u64,
 }
 
 impl Config {
@@ -151,6 +155,14 @@ impl Config {
             health_disable_file: parse(raw, "disable_by_file_path", "", "a file path", |v| {
                 Some(non_empty_path(v))
             })?,
+            client_limits: client_limits(raw)?,
+            registry_cache_size: parse(
+                raw,
+                "registry_cache_size",
+                "16777216",
+                "a size in bytes (at least 1048576)",
+                |v| v.parse::<u64>().ok().filter(|n| *n >= 1 << 20),
+            )?,
         })
     }
 
@@ -181,6 +193,47 @@ fn limits(raw: &RawConfig) -> Result<Limits, ConfigError> {
             positive,
         )?,
         max: parse(raw, "api_limit_max", "1000", "a positive integer", positive)?,
+    })
+}
+
+/// What a server allows its clients: Glance's `client_socket_timeout` (seconds a connection may
+/// stay silent; 0 waits forever) and `max_header_line`, and glint's `client_header_timeout`
+/// (seconds to send the request headers, slowloris guard) and `max_connections` (0: no limit).
+fn client_limits(raw: &RawConfig) -> Result<crate::server::ClientLimits, ConfigError> {
+    use std::time::Duration;
+    let seconds = |v: &str| v.parse::<u64>().ok();
+    let socket = parse(
+        raw,
+        "client_socket_timeout",
+        "900",
+        "a number of seconds (0: none)",
+        seconds,
+    )?;
+    let header = parse(
+        raw,
+        "client_header_timeout",
+        "30",
+        "a positive number of seconds",
+        |v| seconds(v).filter(|n| *n > 0),
+    )?;
+    Ok(crate::server::ClientLimits {
+        header_timeout: Duration::from_secs(header),
+        socket_timeout: (socket > 0).then(|| Duration::from_secs(socket)),
+        max_connections: parse(
+            raw,
+            "max_connections",
+            "4096",
+            "a number of connections (0: no limit)",
+            |v| v.parse().ok(),
+        )?,
+        max_header_line: parse(
+            raw,
+            "max_header_line",
+            "16384",
+            "a size in bytes (at least 1024)",
+            |v| v.parse::<usize>().ok().filter(|n| *n >= 1024),
+        )?,
+        ..Default::default()
     })
 }
 

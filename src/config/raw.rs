@@ -58,6 +58,11 @@ const KNOWN_OPTIONS: &[&str] = &[
     "allow_anonymous_access",
     "policy_file",
     "registry_trusted_clients",
+    "client_socket_timeout",
+    "client_header_timeout",
+    "max_connections",
+    "max_header_line",
+    "registry_cache_size",
 ];
 
 /// Glance options that glint accepts without acting on them (yet): no warning for these.

@@ -35,8 +35,8 @@ const SCHEMA_VERSION: u8 = 2;
 const SCHEMA_KEY: &[u8] = b"glint.schema_version";
 
 impl Db {
-    pub(super) fn open(dir: &Path) -> Result<Db, Error> {
-        Db::with_config(sled::Config::new().path(dir))
+    pub(super) fn open(dir: &Path, cache_bytes: u64) -> Result<Db, Error> {
+        Db::with_config(sled::Config::new().path(dir).cache_capacity(cache_bytes))
     }
 
     pub(super) fn temporary() -> Result<Db, Error> {

@@ -23,6 +23,10 @@ pub use check::CheckReport;
 pub use members::{ImageMember, Member, MemberStatus, SharedImage};
 pub use query::{Limits, ListQuery, SortDir, SortKey, Visibility};
 
+/// sled's page cache unless configured: small, so the server's memory stays flat however many
+/// images the registry holds (sled's own default is 1 GiB and grows with the database).
+pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
+
 /// Why a registry operation did not succeed.
 #[derive(Debug)]
 pub enum Error {
@@ -113,10 +117,17 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Opens (or creates) the registry database in `dir`.
+    /// Opens (or creates) the registry database in `dir`, with sled's page cache at
+    /// [`DEFAULT_CACHE_BYTES`].
     pub fn open(dir: &Path) -> Result<Registry, Error> {
+        Registry::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the registry database in `dir`; sled keeps at most about
+    /// `cache_bytes` of its pages in memory (`registry_cache_size`).
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Registry, Error> {
         Ok(Registry {
-            db: db::Db::open(dir)?,
+            db: db::Db::open(dir, cache_bytes)?,
             counters: Counters::default(),
             small_source: index::SMALL_SOURCE,
         })

@@ -9,12 +9,14 @@
 //! * `cli` – the `glint` command-line client against a real server.
 //! * `stores` – the S3, Swift and HTTP stores against real servers (started by scripts/test.sh),
 //!   the object-store tests written once and run against each store.
+//! * `hostile` – slow, stalled, crowding and oversized clients against the server's limits.
 //! * `torture` – `glint serve` killed at random instants under a writer load, checked each
 //!   round against what the clients were told.
 
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod hostile;
 mod images_api;
 mod registry_api;
 mod registry_binary;

@@ -339,13 +339,8 @@ impl ImagesService {
             }
             _ => {}
         }
-        let deleted = self.catalog.delete(&image.id).await?;
-        if let Some(uri) = &deleted.location {
-            match Location::parse(uri) {
-                Ok(location) => self.discard(&location).await,
-                Err(e) => crate::warn!("image {} had an unreadable location: {e}", image.id),
-            }
-        }
+        let delete = async { Ok(self.catalog.delete(&image.id).await?) };
+        self.delete_with_data(&image, delete).await?;
         Ok(Response::new(empty()))
     }
 }

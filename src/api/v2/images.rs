@@ -150,12 +150,14 @@ impl ImagesService {
                 image.id
             )));
         }
-        let deleted = self
-            .catalog
-            .delete(&image.id)
-            .await
-            .map_err(|e| Error::from_registry(e, RegistryOp::DeleteV2 { id: &image.id }))?;
-        self.remove_data(&deleted).await;
+        let delete = async {
+            self.catalog
+                .delete(&image.id)
+                .await
+                .map_err(|e| Error::from_registry(e, RegistryOp::DeleteV2 { id: &image.id }))
+        };
+        self.delete_with_data(&image, delete).await?;
+        self.unstage(&image.id).await;
         Ok(no_content())
     }
 
@@ -294,17 +296,6 @@ impl ImagesService {
             .update(&image.id, patch, options)
             .await
             .map_err(|e| Error::from_registry(e, RegistryOp::UpdateV2 { id: &image.id }))
-    }
-
-    /// Removes the stored and the staged data of a deleted image (failures are logged).
-    pub(super) async fn remove_data(&self, image: &Image) {
-        if let Some(uri) = &image.location {
-            match crate::store::Location::parse(uri) {
-                Ok(location) => self.discard(&location).await,
-                Err(e) => crate::warn!("image {} had an unreadable location: {e}", image.id),
-            }
-        }
-        self.unstage(&image.id).await;
     }
 }
 

@@ -230,3 +230,40 @@ fn size_cap_from_a_glance_config_file_applies_in_both_shapes() {
         assert_eq!(srv.shape(), shape);
     }
 }
+
+#[test]
+fn a_delete_cut_between_the_record_and_the_data_removes_the_data_at_restart() {
+    let mut srv = ImageServer::start(Shape::Serve, &[]);
+    let image = srv.create_with_data(&[], &test_data(50_000, 5));
+    let id = id_of(&image);
+    let kept = id_of(&srv.create_with_data(&[], &test_data(40_000, 6)));
+    let location = format!("file://{}", srv.images_dir().join(&id).display());
+    srv.api_process().kill9();
+    // What a process killed half-way through DELETE leaves: its journal entry, the record
+    // deleted, the data still in the store.
+    let data_dir = srv.images_dir().parent().unwrap().to_path_buf();
+    let entry = json!({"image": id, "work": "delete", "store": "file", "location": location});
+    std::fs::write(
+        data_dir.join("in-flight").join(format!("{id}.delete")),
+        entry.to_string(),
+    )
+    .unwrap();
+    {
+        let registry = glint::registry::Registry::open(&data_dir.join("registry")).unwrap();
+        let uuid: uuid::Uuid = id.parse().unwrap();
+        crate::support::http::runtime()
+            .block_on(registry.delete(&uuid))
+            .unwrap();
+    }
+    assert!(srv.image_files().contains(&id));
+    srv.restart();
+    assert_eq!(srv.image_files(), vec![kept.clone()], "{}", srv.logs());
+    assert!(srv.download(&kept).status.is_success());
+    assert!(
+        std::fs::read_dir(data_dir.join("in-flight"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the journal is empty once the delete is settled"
+    );
+}

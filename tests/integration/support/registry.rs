@@ -125,7 +125,7 @@ impl TestServer {
         let service =
             Arc::new(RegistryService::new(registry.clone(), limits).with_trusted_clients(trusted));
         let task = rt.spawn(async move {
-            glint::server::serve(listener, service, None, async {
+            glint::server::serve(listener, service, Default::default(), async {
                 let _ = rx.await;
             })
             .await;
