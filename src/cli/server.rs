@@ -309,12 +309,15 @@ fn reload_on_hangup(auth: Arc<Authenticator>, policy: Arc<PolicyFile>) -> Result
 }
 
 fn open_registry(config: &Config) -> Result<Registry, ServeError> {
-    Registry::open_with_cache(&config.registry_dir(), config.registry_cache_size).map_err(
-        |source| ServeError::OpenRegistry {
-            path: config.registry_dir(),
-            source,
-        },
+    Registry::open_with(
+        &config.registry_dir(),
+        config.registry_cache_size,
+        config.registry_reserved_space,
     )
+    .map_err(|source| ServeError::OpenRegistry {
+        path: config.registry_dir(),
+        source,
+    })
 }
 
 /// Opens the filesystem store and sets up the configured network stores on one https client.

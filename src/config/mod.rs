@@ -83,6 +83,9 @@ pub struct Config {
     pub client_limits: crate::server::ClientLimits,
     /// Bytes of sled's page cache for the registry (`registry_cache_size`).
     pub registry_cache_size: u64,
+    /// Free bytes the registry's disk must keep for writes to be taken
+    /// (`registry_reserved_space`).
+    pub registry_reserved_space: u64,
 }
 
 impl Config {
@@ -162,6 +165,13 @@ impl Config {
                 "16777216",
                 "a size in bytes (at least 1048576)",
                 |v| v.parse::<u64>().ok().filter(|n| *n >= 1 << 20),
+            )?,
+            registry_reserved_space: parse(
+                raw,
+                "registry_reserved_space",
+                "67108864",
+                "a size in bytes (0: no reserve)",
+                |v| v.parse::<u64>().ok(),
             )?,
         })
     }

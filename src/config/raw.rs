@@ -63,6 +63,7 @@ const KNOWN_OPTIONS: &[&str] = &[
     "max_connections",
     "max_header_line",
     "registry_cache_size",
+    "registry_reserved_space",
 ];
 
 /// Glance options that glint accepts without acting on them (yet): no warning for these.

@@ -14,6 +14,8 @@ use crate::model::Image;
 
 /// The registry's sled handles.
 pub(super) struct Db {
+    /// Refuses writes while the database's disk has less than the reserve free.
+    space: Option<SpaceReserve>,
     /// Makes writes durable, one fsync for every write made before it started.
     committer: Committer,
     /// `id → record`.
@@ -35,8 +37,22 @@ const SCHEMA_VERSION: u8 = 2;
 const SCHEMA_KEY: &[u8] = b"glint.schema_version";
 
 impl Db {
-    pub(super) fn open(dir: &Path, cache_bytes: u64) -> Result<Db, Error> {
-        Db::with_config(sled::Config::new().path(dir).cache_capacity(cache_bytes))
+    pub(super) fn open(dir: &Path, cache_bytes: u64, reserved_bytes: u64) -> Result<Db, Error> {
+        let mut db = Db::with_config(sled::Config::new().path(dir).cache_capacity(cache_bytes))?;
+        db.space = (reserved_bytes > 0).then(|| SpaceReserve {
+            dir: dir.to_path_buf(),
+            bytes: reserved_bytes,
+        });
+        Ok(db)
+    }
+
+    /// Refuses a write (503) while the disk has less than the reserve free: sled cannot recover
+    /// from running out of space in-process, so it must never see ENOSPC.
+    pub(super) fn ensure_space(&self) -> Result<(), Error> {
+        match &self.space {
+            Some(reserve) => reserve.check(),
+            None => Ok(()),
+        }
     }
 
     pub(super) fn temporary() -> Result<Db, Error> {
@@ -47,6 +63,7 @@ impl Db {
         let db = config.open()?;
         let version = db.get(SCHEMA_KEY)?.and_then(|v| v.first().copied());
         let this = Db {
+            space: None,
             images: db.open_tree("images")?,
             index: db.open_tree("index")?,
             members: db.open_tree("members")?,
@@ -104,6 +121,7 @@ impl Db {
         id: &Uuid,
         change: impl Fn(Option<Image>) -> Result<Image, Error>,
     ) -> Result<Image, Error> {
+        self.ensure_space()?;
         let key = keys::id_key(id);
         let result = (&self.images, &self.index).transaction(|(images, index)| {
             let old = match images.get(key)? {
@@ -151,6 +169,30 @@ type FlushWaiter = tokio::sync::oneshot::Sender<Result<(), sled::Error>>;
 /// is also where the log buffers get written. With enough concurrent writers every pool thread was
 /// a waiter blocked behind a transaction, the buffer the first flush waited for was never written,
 /// and the registry hung (`concurrent_durable_writes_all_complete`). The blocking `flush` on one
+/// The free space a database's disk must keep (`registry_reserved_space`).
+struct SpaceReserve {
+    dir: std::path::PathBuf,
+    bytes: u64,
+}
+
+impl SpaceReserve {
+    fn check(&self) -> Result<(), Error> {
+        let free = match rustix::fs::statvfs(&self.dir) {
+            Ok(stat) => stat.f_bavail.saturating_mul(stat.f_frsize),
+            Err(_) => return Ok(()), // unknown: let sled try
+        };
+        if free < self.bytes {
+            return Err(Error::Unavailable(format!(
+                "the registry's disk is full: {} KiB free at {}, below registry_reserved_space ({} KiB); free space to write again",
+                free >> 10,
+                self.dir.display(),
+                self.bytes >> 10
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// dedicated thread keeps the pool free for the log writes.
 struct Committer {
     /// `None` only while dropping.

@@ -132,6 +132,7 @@ impl Registry {
         member: &str,
         status: MemberStatus,
     ) -> Result<ImageMember, Error> {
+        self.db.ensure_space()?;
         let image = self.live_image(id)?;
         let stored = self
             .db
@@ -207,6 +208,7 @@ impl Registry {
         id: &Uuid,
         members: &[(String, Option<bool>)],
     ) -> Result<(), Error> {
+        self.db.ensure_space()?;
         for (m, _) in members {
             check_member_id(m)?;
         }
@@ -234,6 +236,7 @@ impl Registry {
         member: &str,
         can_share: Option<bool>,
     ) -> Result<(), Error> {
+        self.db.ensure_space()?;
         check_member_id(member)?;
         let current = self.image_members(id)?;
         let value = merged_value(&current, member, can_share, Timestamp::now()).encode();
@@ -247,6 +250,7 @@ impl Registry {
 
     /// Removes `member`; [`Error::MemberNotFound`] if it is not one. Durable on return.
     pub async fn remove_member(&self, id: &Uuid, member: &str) -> Result<(), Error> {
+        self.db.ensure_space()?;
         self.live_image(id)?;
         if !self.db.members.contains_key(member_key(id, member))? {
             return Err(Error::MemberNotFound);

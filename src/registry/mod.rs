@@ -120,14 +120,16 @@ impl Registry {
     /// Opens (or creates) the registry database in `dir`, with sled's page cache at
     /// [`DEFAULT_CACHE_BYTES`].
     pub fn open(dir: &Path) -> Result<Registry, Error> {
-        Registry::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+        Registry::open_with(dir, DEFAULT_CACHE_BYTES, 0)
     }
 
     /// Opens (or creates) the registry database in `dir`; sled keeps at most about
-    /// `cache_bytes` of its pages in memory (`registry_cache_size`).
-    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Registry, Error> {
+    /// `cache_bytes` of its pages in memory (`registry_cache_size`), and writes are refused
+    /// (503) while the disk has less than `reserved_bytes` free (`registry_reserved_space`; 0:
+    /// no reserve).
+    pub fn open_with(dir: &Path, cache_bytes: u64, reserved_bytes: u64) -> Result<Registry, Error> {
         Ok(Registry {
-            db: db::Db::open(dir, cache_bytes)?,
+            db: db::Db::open(dir, cache_bytes, reserved_bytes)?,
             counters: Counters::default(),
             small_source: index::SMALL_SOURCE,
         })

@@ -9,6 +9,7 @@
 //! * `cli` – the `glint` command-line client against a real server.
 //! * `stores` – the S3, Swift and HTTP stores against real servers (started by scripts/test.sh),
 //!   the object-store tests written once and run against each store.
+//! * `full_disk` – the store's and the registry's disks full, on tmpfs mounts of their own.
 //! * `hostile` – slow, stalled, crowding and oversized clients against the server's limits.
 //! * `torture` – `glint serve` killed at random instants under a writer load, checked each
 //!   round against what the clients were told.
@@ -16,6 +17,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod full_disk;
 mod hostile;
 mod images_api;
 mod registry_api;
