@@ -160,12 +160,21 @@ impl Inspector {
         }
     }
 
-    /// Whether the start of the data already shows it unsafe (so an upload can stop early).
-    pub fn early_refusal(&self) -> Option<String> {
-        if self.head.len() < HEAD_LEN {
+    /// Whether the head of the data has been seen whole (from then on [`Inspector::early`]
+    /// can answer).
+    pub fn head_seen(&self) -> bool {
+        self.head.len() >= HEAD_LEN
+    }
+
+    /// What the head of the data already shows, once it has been seen whole: a format found at
+    /// the start of the data is final (only a VHDX's size waits for a region further in), so an
+    /// upload that must be refused can stop here rather than at its end. `None`: the head shows
+    /// no format (raw, or a format found at the end).
+    pub fn early(&self) -> Option<Inspection> {
+        if !self.head_seen() {
             return None;
         }
-        inspect_head(&self.head).and_then(|i| i.unsafe_because)
+        inspect_head(&self.head)
     }
 
     /// What the data was.

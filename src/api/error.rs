@@ -233,9 +233,10 @@ impl Error {
                     S::Duplicate(_) => StatusCode::CONFLICT,
                     S::ReadOnly => StatusCode::GONE,
                     S::SizeCapExceeded { .. } | S::StorageFull(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                    S::ClientDisconnected(_) | S::UnknownStore(_) | S::BadLocation(_) => {
-                        StatusCode::BAD_REQUEST
-                    }
+                    S::ClientDisconnected(_)
+                    | S::UnknownStore(_)
+                    | S::BadLocation(_)
+                    | S::Refused(_) => StatusCode::BAD_REQUEST,
                     S::PermissionDenied(_) | S::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                     S::Forbidden(_) => StatusCode::FORBIDDEN,
                     S::Io(_) | S::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,

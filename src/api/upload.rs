@@ -15,10 +15,16 @@ use crate::registry::UpdateOptions;
 use crate::store::{DataSource, Location};
 
 /// An upload's bytes on their way to the store, shown to the disk image inspector in the same
-/// pass (no second read, no copy).
+/// pass (no second read, no copy). Once the head of the data shows it must be refused (unsafe,
+/// or a format found at its start that is not the declared one), the upload stops there: the
+/// store gets no more and removes what it has.
 struct Inspected<'a, S> {
     source: &'a mut S,
     inspector: Inspector,
+    /// The declared `disk_format`, when a mismatch refuses the data.
+    must_match: Option<String>,
+    /// Whether the head has been judged.
+    judged: bool,
 }
 
 impl<S: DataSource> DataSource for Inspected<'_, S> {
@@ -30,9 +36,31 @@ impl<S: DataSource> DataSource for Inspected<'_, S> {
         let chunk = self.source.next_chunk().await?;
         if let Some(bytes) = &chunk {
             self.inspector.feed(bytes);
+            if !self.judged && self.inspector.head_seen() {
+                self.judged = true;
+                if let Some(why) = self
+                    .inspector
+                    .early()
+                    .and_then(|found| refusal(&found, self.must_match.as_deref()))
+                {
+                    return Err(crate::store::Error::Refused(format!(
+                        "{why} Setting image status to 'killed'."
+                    )));
+                }
+            }
         }
         Ok(chunk)
     }
+}
+
+/// Why inspected data must be refused: unsafe always, a mismatch with `must_match` (the
+/// declared format, when `require_image_format_match`) too.
+fn refusal(found: &crate::inspect::Inspection, must_match: Option<&str>) -> Option<String> {
+    found
+        .unsafe_because
+        .as_ref()
+        .map(|why| format!("Image data refused: {why}."))
+        .or_else(|| must_match.and_then(|declared| found.mismatch(declared)))
 }
 
 impl ImagesService {
@@ -73,9 +101,15 @@ impl ImagesService {
         source: &mut impl DataSource,
     ) -> Result<Image, Error> {
         let (id, current) = (image.id, image.status);
+        let declared = image.disk_format.as_deref().unwrap_or("raw");
         let mut inspected = Inspected {
             source,
             inspector: Inspector::new(),
+            must_match: self
+                .settings
+                .require_format_match
+                .then(|| declared.to_string()),
+            judged: false,
         };
         let stored = match self
             .stores
@@ -89,18 +123,7 @@ impl ImagesService {
             }
         };
         let inspection = inspected.inspector.finish();
-        let declared = image.disk_format.as_deref().unwrap_or("raw");
-        let refusal = inspection
-            .unsafe_because
-            .clone()
-            .map(|why| format!("Image data refused: {why}."));
-        let refusal = refusal.or_else(|| {
-            self.settings
-                .require_format_match
-                .then(|| inspection.mismatch(declared))
-                .flatten()
-        });
-        if let Some(why) = refusal {
+        if let Some(why) = refusal(&inspection, inspected.must_match.as_deref()) {
             let _ = self.discard(&stored.location).await;
             self.kill(&id, current).await;
             return Err(Error::BadRequest(format!(

@@ -60,6 +60,8 @@ pub enum Error {
     Backend(String),
     /// Any other I/O failure.
     Io(io::Error),
+    /// The data was refused while it streamed (the disk image inspector); the text says why.
+    Refused(String),
 }
 
 impl Error {
@@ -106,6 +108,7 @@ impl fmt::Display for Error {
             Error::Unavailable(why) => write!(f, "image store unavailable: {why}"),
             Error::Backend(why) => write!(f, "image store failed: {why}"),
             Error::Io(e) => write!(f, "store I/O failed: {e}"),
+            Error::Refused(why) => f.write_str(why),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::Shutdown;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -266,4 +267,59 @@ fn a_delete_cut_between_the_record_and_the_data_removes_the_data_at_restart() {
             .is_none(),
         "the journal is empty once the delete is settled"
     );
+}
+
+/// A qcow2 overlay with a backing file, made by the real qemu-img in `dir`.
+fn qcow2_with_backing_file(dir: &std::path::Path) -> Vec<u8> {
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("qemu-img")
+            .current_dir(dir)
+            .args(args)
+            .status()
+            .expect("qemu-img (scripts/test.sh installs qemu-utils)");
+        assert!(status.success(), "qemu-img {args:?}");
+    };
+    run(&["create", "-q", "-f", "raw", "base.raw", "1M"]);
+    run(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        "base.raw",
+        "-F",
+        "raw",
+        "overlay.qcow2",
+        "1G",
+    ]);
+    std::fs::read(dir.join("overlay.qcow2")).unwrap()
+}
+
+#[test]
+fn a_qcow2_with_a_backing_file_is_refused_as_soon_as_its_head_has_streamed() {
+    let srv = ImageServer::start(Shape::Serve, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let overlay = qcow2_with_backing_file(dir.path());
+    let id = uuid::Uuid::new_v4().to_string();
+    // 64 MiB announced; only the overlay and enough after it to fill the inspector's head are
+    // sent, then the client waits: the answer must come without the rest.
+    let mut stream = TcpStream::connect(srv.addr()).unwrap();
+    write!(
+        stream,
+        "POST /v1/images HTTP/1.1\r\nHost: glint\r\nConnection: close\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\
+         x-image-meta-id: {id}\r\nx-image-meta-disk_format: qcow2\r\n\
+         x-image-meta-container_format: bare\r\n\r\n",
+        64 << 20
+    )
+    .unwrap();
+    stream.write_all(&overlay).unwrap();
+    stream.write_all(&vec![0u8; 2 << 20]).unwrap();
+    stream.set_read_timeout(Some(SETTLE)).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer:?}");
+    assert!(answer.contains("backing file"), "{answer}");
+    assert_eq!(srv.status_of(&id), "killed");
+    srv.assert_no_data_for(&id);
 }
