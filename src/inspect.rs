@@ -246,13 +246,22 @@ fn inspect_head(head: &[u8]) -> Option<Inspection> {
     if le_u32(head, 64) == Some(0xbeda_107f) {
         return Some(found(Format::Vdi, le_u64(head, 368), None));
     }
+    // No disk_format holds qed or LUKS data, and a hypervisor that probes would open either as
+    // a disk: refused whatever the image declares (even with require_image_format_match off,
+    // or declared as a format glint does not recognise, such as ploop).
     if head.starts_with(b"QED\0") {
         let backing = le_u64(head, 16).is_some_and(|features| features & 1 != 0);
-        let why = backing.then(|| "a qed image with a backing file".to_string());
-        return Some(found(Format::Qed, le_u64(head, 48), why));
+        let why = if backing {
+            "a qed image with a backing file"
+        } else {
+            "a qed image, which no disk_format holds (a hypervisor would open it as a disk)"
+        };
+        return Some(found(Format::Qed, le_u64(head, 48), Some(why.to_string())));
     }
     if head.starts_with(b"LUKS\xba\xbe") {
-        return Some(found(Format::Luks, None, None));
+        let why =
+            "a LUKS volume, which no disk_format holds (a hypervisor would open it as a disk)";
+        return Some(found(Format::Luks, None, Some(why.to_string())));
     }
     if [0x8001, 0x8801, 0x9001]
         .iter()
@@ -527,6 +536,7 @@ mod tests {
         let mut luks = vec![0u8; 1024];
         luks[..6].copy_from_slice(b"LUKS\xba\xbe");
         assert!(inspect(&luks).mismatch("raw").unwrap().contains("luks"));
+        assert!(inspect(&luks).unsafe_because.unwrap().contains("LUKS"));
 
         let mut qed = vec![0u8; 1024];
         qed[..4].copy_from_slice(b"QED\0");
@@ -677,7 +687,22 @@ mod qemu_img {
                 &["-f", "qed", "k.qed", "100M"],
                 Format::Qed,
                 Some(100 << 20),
+                Some("no disk_format holds"),
+            ),
+            (
+                &[
+                    "--object",
+                    "secret,id=s0,data=glint",
+                    "-f",
+                    "luks",
+                    "-o",
+                    "key-secret=s0,iter-time=10",
+                    "l.luks",
+                    "16M",
+                ],
+                Format::Luks,
                 None,
+                Some("LUKS volume"),
             ),
         ];
         for (args, format, size, refusal) in cases {
