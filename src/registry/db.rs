@@ -123,29 +123,33 @@ impl Db {
     ) -> Result<Image, Error> {
         self.ensure_space()?;
         let key = keys::id_key(id);
-        let result = (&self.images, &self.index).transaction(|(images, index)| {
-            let old = match images.get(key)? {
-                Some(bytes) => Some(decode(&bytes).map_err(ConflictableTransactionError::Abort)?),
-                None => None,
-            };
-            let old_keys: BTreeSet<Vec<u8>> = old
-                .as_ref()
-                .map(keys::index_keys)
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            let new = change(old).map_err(ConflictableTransactionError::Abort)?;
-            let new_keys: BTreeSet<Vec<u8>> = keys::index_keys(&new).into_iter().collect();
-            for gone in old_keys.difference(&new_keys) {
-                index.remove(gone.as_slice())?;
-            }
-            for added in new_keys.difference(&old_keys) {
-                index.insert(added.as_slice(), &[])?;
-            }
-            let bytes = serde_json::to_vec(&new)
-                .map_err(|e| ConflictableTransactionError::Abort(Error::Encode(e)))?;
-            images.insert(&key, bytes)?;
-            Ok(new)
+        let result = off_runtime(|| {
+            (&self.images, &self.index).transaction(|(images, index)| {
+                let old = match images.get(key)? {
+                    Some(bytes) => {
+                        Some(decode(&bytes).map_err(ConflictableTransactionError::Abort)?)
+                    }
+                    None => None,
+                };
+                let old_keys: BTreeSet<Vec<u8>> = old
+                    .as_ref()
+                    .map(keys::index_keys)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                let new = change(old).map_err(ConflictableTransactionError::Abort)?;
+                let new_keys: BTreeSet<Vec<u8>> = keys::index_keys(&new).into_iter().collect();
+                for gone in old_keys.difference(&new_keys) {
+                    index.remove(gone.as_slice())?;
+                }
+                for added in new_keys.difference(&old_keys) {
+                    index.insert(added.as_slice(), &[])?;
+                }
+                let bytes = serde_json::to_vec(&new)
+                    .map_err(|e| ConflictableTransactionError::Abort(Error::Encode(e)))?;
+                images.insert(&key, bytes)?;
+                Ok(new)
+            })
         });
         match result {
             Ok(image) => Ok(image),
@@ -169,6 +173,18 @@ type FlushWaiter = tokio::sync::oneshot::Sender<Result<(), sled::Error>>;
 /// is also where the log buffers get written. With enough concurrent writers every pool thread was
 /// a waiter blocked behind a transaction, the buffer the first flush waited for was never written,
 /// and the registry hung (`concurrent_durable_writes_all_complete`). The blocking `flush` on one
+/// Runs a sled write, which may wait for its log on a slow disk, so that it does not hold up
+/// the other tasks of a runtime worker: on a multi-threaded runtime the worker hands its tasks
+/// to the others first (`block_in_place`); elsewhere (tests, tools) it just runs.
+pub(super) fn off_runtime<T>(write: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(write)
+        }
+        _ => write(),
+    }
+}
+
 /// The free space a database's disk must keep (`registry_reserved_space`).
 struct SpaceReserve {
     dir: std::path::PathBuf,

@@ -281,22 +281,24 @@ impl Registry {
             &sled::transaction::TransactionalTree,
         ) -> Result<(), ConflictableTransactionError<Error>>,
     ) -> Result<(), Error> {
-        let result = (&self.db.images, &self.db.members, &self.db.shared).transaction(
-            |(images, members, shared)| {
-                let alive = match images.get(keys::id_key(id))? {
-                    Some(bytes) => {
-                        !db::decode(&bytes)
-                            .map_err(ConflictableTransactionError::Abort)?
-                            .deleted
+        let result = db::off_runtime(|| {
+            (&self.db.images, &self.db.members, &self.db.shared).transaction(
+                |(images, members, shared)| {
+                    let alive = match images.get(keys::id_key(id))? {
+                        Some(bytes) => {
+                            !db::decode(&bytes)
+                                .map_err(ConflictableTransactionError::Abort)?
+                                .deleted
+                        }
+                        None => false,
+                    };
+                    if !alive {
+                        return Err(ConflictableTransactionError::Abort(Error::NotFound(*id)));
                     }
-                    None => false,
-                };
-                if !alive {
-                    return Err(ConflictableTransactionError::Abort(Error::NotFound(*id)));
-                }
-                change(members, shared)
-            },
-        );
+                    change(members, shared)
+                },
+            )
+        });
         match result {
             Ok(()) => Ok(()),
             Err(TransactionError::Abort(e)) => Err(e),
