@@ -17,6 +17,12 @@ if ! command -v qemu-img >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null
 fi
 
+# The proxy tests resume downloads with curl -C -.
+if ! command -v curl >/dev/null 2>&1; then
+    echo "== installing curl" >&2
+    apt-get update -qq && apt-get install -y -qq curl >/dev/null
+fi
+
 # The https store test makes its throwaway CA with the openssl command.
 if ! command -v openssl >/dev/null 2>&1; then
     echo "== installing openssl" >&2
@@ -33,7 +39,7 @@ fi
 # GLINT_KEEP_SERVICES=1 keeps them for the next run.
 stop_services() {
     if [ "${GLINT_KEEP_SERVICES:-0}" != 1 ]; then
-        for service in s3 swift http keystone; do
+        for service in s3 swift http keystone varnish squid; do
             "$services/stop-$service.sh" >/dev/null 2>&1 || true
         done
     fi
@@ -42,9 +48,10 @@ trap stop_services EXIT
 
 # A real Keystone, S3 (Ceph radosgw), Swift (tempauth, and Keystone on a second proxy) and nginx
 # on loopback. Keystone comes first: start-swift.sh registers Swift in it (it would start it
-# itself otherwise). A server that cannot start fails the run here, loudly: store tests are
-# never skipped silently.
-for service in keystone s3 swift http; do
+# itself otherwise). Varnish and Squid are only installed and checked here: each proxy test
+# starts its own in front of its own glint. A server that cannot start fails the run here,
+# loudly: store tests are never skipped silently.
+for service in keystone s3 swift http varnish squid; do
     echo "== starting the $service test server" >&2
     if ! out=$("$services/start-$service.sh"); then
         echo "scripts/test.sh: the $service test server did not start (see above)" >&2

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_RANGE, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use uuid::Uuid;
 
@@ -27,8 +27,15 @@ pub enum Error {
         /// What to tell the client.
         message: &'static str,
     },
-    /// The image changed under an upload (deleted while saving).
+    /// The image changed under an upload (deleted while saving), or a conditional request's
+    /// precondition (`If-Match`, `If-Unmodified-Since`) is false.
     PreconditionFailed(String),
+    /// A `Range` that no byte of the image's data satisfies: 416 with `Content-Range: bytes
+    /// */size`.
+    RangeNotSatisfiable {
+        /// The data's size in bytes.
+        size: u64,
+    },
     /// An image data store failed (mapped by kind).
     Store(crate::store::Error),
     /// The request is malformed or breaks a rule; the text says what was wrong.
@@ -94,6 +101,10 @@ impl fmt::Display for Error {
             | Error::Unauthorized { message: m, .. } => f.write_str(m),
             Error::Registry(e) => e.fmt(f),
             Error::Encode(e) => write!(f, "cannot encode response: {e}"),
+            Error::RangeNotSatisfiable { size } => write!(
+                f,
+                "The requested range is not satisfiable: the image data is {size} bytes"
+            ),
         }
     }
 }
@@ -226,6 +237,7 @@ impl Error {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::Store(e) => {
                 use crate::store::Error as S;
                 match e {
@@ -291,6 +303,11 @@ impl Error {
         {
             resp.headers_mut()
                 .insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Error::RangeNotSatisfiable { size } = self {
+            if let Ok(v) = HeaderValue::from_str(&crate::http::range::unsatisfied_range(size)) {
+                resp.headers_mut().insert(CONTENT_RANGE, v);
+            }
         }
         if let Error::Unauthorized {
             www_authenticate, ..
@@ -397,6 +414,13 @@ mod tests {
         assert!(!err.to_string().contains("corrupt"), "{err}");
         let resp = err.into_response();
         assert_eq!(resp.status(), 500);
+    }
+
+    #[test]
+    fn an_unsatisfiable_range_is_416_with_the_size_in_content_range() {
+        let resp = Error::RangeNotSatisfiable { size: 1234 }.into_response();
+        assert_eq!(resp.status(), 416);
+        assert_eq!(resp.headers()[CONTENT_RANGE], "bytes */1234");
     }
 
     #[test]

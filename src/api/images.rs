@@ -41,6 +41,9 @@ pub struct ApiSettings {
     /// Refuse data whose format is not the declared `disk_format`
     /// (`[image_format] require_image_format_match`, default true).
     pub require_format_match: bool,
+    /// `max-age` of image data responses, in seconds (`image_cache_max_age`, default 60): how
+    /// long a proxy may serve a copy before it asks glint again.
+    pub cache_max_age: u64,
 }
 
 /// The Images API service.
@@ -67,10 +70,15 @@ impl Handler for ImagesService {
         let started = std::time::Instant::now();
         let (method, uri) = (req.method().clone(), req.uri().clone());
         let mut name = "unmatched";
-        let resp = match self.route(req, &mut name).await {
+        let mut resp = match self.route(req, &mut name).await {
             Ok(resp) => resp,
             Err(e) => e.into_response(),
         };
+        // Only image data says how it may be cached; metadata, lists and errors (a 404 for an
+        // image not yet active, say) must not be kept by a proxy.
+        resp.headers_mut()
+            .entry(hyper::header::CACHE_CONTROL)
+            .or_insert(hyper::header::HeaderValue::from_static("no-store"));
         let status = resp.status().as_u16();
         metrics().request("api", name, method.as_str(), status, started.elapsed());
         crate::debug!("api {method} {uri} -> {status}");

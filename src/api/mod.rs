@@ -3,6 +3,7 @@
 
 mod access;
 pub mod catalog;
+mod download;
 pub mod error;
 mod health;
 pub mod images;

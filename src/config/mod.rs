@@ -86,6 +86,8 @@ pub struct Config {
     /// Free bytes the registry's disk must keep for writes to be taken
     /// (`registry_reserved_space`).
     pub registry_reserved_space: u64,
+    /// `max-age` of image data responses in seconds (`image_cache_max_age`, glint's own).
+    pub image_cache_max_age: u64,
 }
 
 impl Config {
@@ -154,6 +156,13 @@ impl Config {
                 "true",
                 "true or false",
                 parse_bool,
+            )?,
+            image_cache_max_age: parse(
+                raw,
+                "image_cache_max_age",
+                "60",
+                "a number of seconds",
+                |v| v.parse::<u64>().ok().filter(|n| *n <= i32::MAX as u64),
             )?,
             health_disable_file: parse(raw, "disable_by_file_path", "", "a file path", |v| {
                 Some(non_empty_path(v))

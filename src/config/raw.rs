@@ -25,6 +25,7 @@ const KNOWN_OPTIONS: &[&str] = &[
     "image_size_cap",
     "image_property_quota",
     "image_member_quota",
+    "image_cache_max_age",
     "public_endpoint",
     "s3_store_host",
     "s3_store_access_key",

@@ -231,7 +231,8 @@ pub fn truthy(text: &str) -> bool {
 }
 
 /// Writes `image` as response headers (§4.2): underscore names, `True`/`False`, nulls omitted,
-/// one header per property, never the location; plus `ETag` when there is a checksum.
+/// one header per property, never the location; plus `ETag` (the checksum in double quotes, as
+/// HTTP spells an entity-tag) when there is a checksum.
 pub fn encode_image_meta(image: &Image, headers: &mut HeaderMap) {
     let bool_text = |b: bool| if b { "True" } else { "False" };
     let mut put = |field: &str, value: Option<String>| {
@@ -271,7 +272,7 @@ pub fn encode_image_meta(image: &Image, headers: &mut HeaderMap) {
         }
     }
     if let Some(checksum) = &image.checksum {
-        headers.insert(ETAG, header_value(checksum));
+        headers.insert(ETAG, header_value(&format!("\"{checksum}\"")));
     }
 }
 
@@ -554,7 +555,7 @@ mod tests {
         );
         assert_eq!(h["x-image-meta-property-distro"], "Ubuntu");
         assert!(h.get("x-image-meta-property-nothing").is_none());
-        assert_eq!(h[ETAG], "8a40c862b5735975d82605c1dd395796");
+        assert_eq!(h[ETAG], "\"8a40c862b5735975d82605c1dd395796\"");
         assert_eq!(h["x-image-meta-created_at"], "1970-01-01T00:00:00.000000");
         let names: Vec<_> = h.keys().map(|k| k.as_str().to_string()).collect();
         for want in [

@@ -12,7 +12,7 @@ use hyper::body::Frame;
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use super::{DataSource, Error, Location, Metered, Retrieved};
+use super::{ByteRange, DataSource, Error, Location, Metered, Retrieved};
 use crate::body::BoxError;
 
 /// Bytes gathered before each write to disk: big writes keep the upload near disk speed.
@@ -163,7 +163,13 @@ impl Filesystem {
         Ok(())
     }
 
-    pub(super) async fn get(&self, path: &Path) -> Result<Retrieved, Error> {
+    /// Streams the file at `path`, or only `range` of it: the file is positioned at the
+    /// range's first byte, so nothing before it is read.
+    pub(super) async fn get(
+        &self,
+        path: &Path,
+        range: Option<ByteRange>,
+    ) -> Result<Retrieved, Error> {
         let file = match tokio::fs::File::open(path).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -172,10 +178,28 @@ impl Filesystem {
             Err(e) => return Err(e.into()),
         };
         let size = file.metadata().await?.len();
-        let body = FileBody::new(file.into_std().await, size);
+        let mut file = file.into_std().await;
+        let len = match range {
+            None => size,
+            Some(r) if r.last >= size => {
+                return Err(Error::Backend(format!(
+                    "{} holds {size} bytes, fewer than the range {}-{} asked",
+                    path.display(),
+                    r.first,
+                    r.last
+                )))
+            }
+            Some(r) => {
+                // lseek only moves the offset: no I/O, nothing to move off the runtime.
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(r.first))?;
+                r.len()
+            }
+        };
+        let body = FileBody::new(file, len);
         Ok(Retrieved {
             body: http_body_util::BodyExt::boxed(body),
-            size: Some(size),
+            size: Some(len),
+            range,
         })
     }
 

@@ -8,7 +8,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::http_client::{self, HttpClient};
 use super::location::redact;
-use super::{Error, Retrieved};
+use super::{ByteRange, Error, Retrieved};
 
 /// Most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 5;
@@ -26,7 +26,7 @@ impl Http {
 
     /// The size of the data at `url` (a HEAD request).
     pub async fn size(&self, url: &str) -> Result<u64, Error> {
-        let response = self.follow(Method::HEAD, url).await?;
+        let response = self.follow(Method::HEAD, url, None).await?;
         response
             .headers()
             .get(CONTENT_LENGTH)
@@ -35,10 +35,12 @@ impl Http {
             .ok_or_else(|| Error::Backend(format!("{} sent no Content-Length", redact(url))))
     }
 
-    /// Streams the data at `url`.
-    pub async fn get(&self, url: &str) -> Result<Retrieved, Error> {
-        let response = self.follow(Method::GET, url).await?;
-        Ok(http_client::retrieved(response))
+    /// Streams the data at `url`, or only `range` of it (asked with `Range` on every hop of a
+    /// redirect). An origin that ignores `Range` answers 200 with the whole data; the answer
+    /// says so ([`Retrieved::range`] is `None`).
+    pub async fn get(&self, url: &str, range: Option<ByteRange>) -> Result<Retrieved, Error> {
+        let response = self.follow(Method::GET, url, range).await?;
+        http_client::retrieved_range(response, range, "the HTTP origin")
     }
 
     /// Sends `method` to `url`, following redirects; answers the final success response.
@@ -46,6 +48,7 @@ impl Http {
         &self,
         method: Method,
         url: &str,
+        range: Option<ByteRange>,
     ) -> Result<Response<hyper::body::Incoming>, Error> {
         let mut current: url::Url = url.parse().map_err(|_| Error::BadLocation(redact(url)))?;
         for _ in 0..=MAX_REDIRECTS {
@@ -55,9 +58,13 @@ impl Http {
                     redact(current.as_str())
                 )));
             }
-            let request = Request::builder()
+            let mut builder = Request::builder()
                 .method(method.clone())
-                .uri(current.as_str())
+                .uri(current.as_str());
+            if let Some(r) = range {
+                builder = builder.header(hyper::header::RANGE, r.range_header());
+            }
+            let request = builder
                 .body(http_client::empty())
                 .map_err(|_| Error::BadLocation(redact(current.as_str())))?;
             let response = self.http.request(request).await.map_err(|e| {

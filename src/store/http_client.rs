@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::task::JoinHandle;
 
-use super::{DataSource, Error, Metered, Retrieved};
+use super::{ByteRange, DataSource, Error, Metered, Retrieved};
 use crate::body::BoxError;
 
 /// Request bodies sent to stores.
@@ -298,7 +298,40 @@ pub fn retrieved(response: Response<Incoming>) -> Retrieved {
     Retrieved {
         body: response.into_body().map_err(BoxError::from).boxed(),
         size,
+        range: None,
     }
+}
+
+/// A successful store answer to a request for `asked` (sent with [`ByteRange::range_header`])
+/// as image data: a 206 must carry exactly that range in its `Content-Range` (anything else is
+/// refused rather than passed on as the wrong bytes); a 200 is the whole data, from an origin
+/// that ignores `Range`.
+pub fn retrieved_range(
+    response: Response<Incoming>,
+    asked: Option<ByteRange>,
+    what: &str,
+) -> Result<Retrieved, Error> {
+    let Some(asked) = asked else {
+        return Ok(retrieved(response));
+    };
+    if response.status() != StatusCode::PARTIAL_CONTENT {
+        return Ok(retrieved(response));
+    }
+    let sent = response
+        .headers()
+        .get(hyper::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ByteRange::from_content_range);
+    if sent != Some(asked) {
+        return Err(Error::Backend(format!(
+            "{what} answered range {sent:?} to a request for {}-{}",
+            asked.first, asked.last
+        )));
+    }
+    Ok(Retrieved {
+        range: Some(asked),
+        ..retrieved(response)
+    })
 }
 
 /// The cause chain of a client error, without the request URL.

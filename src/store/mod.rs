@@ -22,6 +22,7 @@ use checksum::BackgroundHashes;
 pub use checksum::Digests;
 
 use crate::body::Body;
+pub use crate::body::ByteRange;
 pub use filesystem::Filesystem;
 pub use http::Http;
 pub use location::Location;
@@ -255,7 +256,7 @@ impl Filesystem {
 
     /// Opens the data of `id` in this directory.
     pub async fn open_data(&self, id: &Uuid) -> Result<Retrieved, Error> {
-        self.get(&self.dir().join(id.to_string())).await
+        self.get(&self.dir().join(id.to_string()), None).await
     }
 
     /// Removes the data of `id` from this directory; `NotFound` if there was none.
@@ -281,8 +282,12 @@ pub struct Stored {
 pub struct Retrieved {
     /// The bytes, as a response body stream.
     pub body: Body,
-    /// The size the store reports, when it knows.
+    /// How many bytes the body holds, when the store says.
     pub size: Option<u64>,
+    /// The range of the data the body holds, when a range was asked and the store sent just
+    /// that; `None` when the body is the whole data (also what a ranged read gets from an HTTP
+    /// origin that ignores `Range`).
+    pub range: Option<ByteRange>,
 }
 
 /// Names by which `x-image-meta-store` and `default_store` pick a store.
@@ -509,6 +514,25 @@ impl Stores {
 
     /// Opens the data at `location` for reading.
     pub async fn get(&self, location: &Location) -> Result<Retrieved, Error> {
+        self.open(location, None).await
+    }
+
+    /// Opens `range` of the data at `location`, read from the store itself: a seek on a file, a
+    /// `Range` request to S3, Swift and HTTP origins. The prefix is never read. An HTTP origin
+    /// that ignores `Range` answers the whole data: then [`Retrieved::range`] is `None`.
+    pub async fn get_range(
+        &self,
+        location: &Location,
+        range: ByteRange,
+    ) -> Result<Retrieved, Error> {
+        self.open(location, Some(range)).await
+    }
+
+    async fn open(
+        &self,
+        location: &Location,
+        range: Option<ByteRange>,
+    ) -> Result<Retrieved, Error> {
         use http_body_util::BodyExt;
         let store = match location {
             Location::File(_) => Backend::File,
@@ -518,7 +542,7 @@ impl Stores {
         }
         .name();
         let metrics = crate::metrics::metrics();
-        match self.get_in(location).await {
+        match self.open_in(location, range).await {
             Ok(data) => {
                 // Counted as the bytes go out, so an abandoned download counts what was sent.
                 let body = data
@@ -530,10 +554,7 @@ impl Stores {
                         frame
                     })
                     .boxed();
-                Ok(Retrieved {
-                    body,
-                    size: data.size,
-                })
+                Ok(Retrieved { body, ..data })
             }
             Err(e) => {
                 if e.is_store_failure() {
@@ -544,12 +565,16 @@ impl Stores {
         }
     }
 
-    async fn get_in(&self, location: &Location) -> Result<Retrieved, Error> {
+    async fn open_in(
+        &self,
+        location: &Location,
+        range: Option<ByteRange>,
+    ) -> Result<Retrieved, Error> {
         match location {
-            Location::File(path) => self.filesystem.get(path).await,
-            Location::S3(loc) => self.s3()?.get(loc).await,
-            Location::Swift(loc) => self.swift()?.get(loc).await,
-            Location::Http(url) => self.http.get(url).await,
+            Location::File(path) => self.filesystem.get(path, range).await,
+            Location::S3(loc) => self.s3()?.get(loc, range).await,
+            Location::Swift(loc) => self.swift()?.get(loc, range).await,
+            Location::Http(url) => self.http.get(url, range).await,
         }
     }
 

@@ -17,7 +17,7 @@ use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use tokio::task::JoinHandle;
 
 use super::http_client::{self, HttpClient, OutBody, Span};
-use super::{DataSource, Error, Location, Metered, Retrieved};
+use super::{ByteRange, DataSource, Error, Location, Metered, Retrieved};
 
 /// How long a signed request stays valid.
 const SIGNATURE_TTL: Duration = Duration::from_secs(3600);
@@ -354,12 +354,20 @@ impl S3 {
     }
 
     /// Streams the object at `loc`.
-    pub async fn get(&self, loc: &S3Location) -> Result<Retrieved, Error> {
+    pub async fn get(
+        &self,
+        loc: &S3Location,
+        range: Option<ByteRange>,
+    ) -> Result<Retrieved, Error> {
         let (bucket, credentials) = self.resolve(loc)?;
         let url = bucket
             .get_object(Some(&credentials), &loc.key)
             .sign(SIGNATURE_TTL);
-        let builder = Request::builder().method(Method::GET).uri(url.as_str());
+        let mut builder = Request::builder().method(Method::GET).uri(url.as_str());
+        // The presigned URL signs the host only, so a Range header needs no signature of its own.
+        if let Some(r) = range {
+            builder = builder.header(hyper::header::RANGE, r.range_header());
+        }
         let request = http_client::build(builder, http_client::empty(), "S3")?;
         let response = http_client::send(&self.http, request, "S3").await?;
         let status = response.status();
@@ -373,7 +381,7 @@ impl S3 {
             let body = http_client::answer_text(response).await;
             return Err(self.failure_in(&loc.bucket, "reading the object", status, &body));
         }
-        Ok(http_client::retrieved(response))
+        http_client::retrieved_range(response, range, "S3")
     }
 
     /// Deletes the object at `loc`.

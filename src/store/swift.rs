@@ -16,7 +16,7 @@ use hyper::{Method, Request, StatusCode};
 use serde::Deserialize;
 
 use super::http_client::{self, HttpClient, OutBody, Span};
-use super::{DataSource, Error, Location, Metered, Retrieved};
+use super::{ByteRange, DataSource, Error, Location, Metered, Retrieved};
 
 /// How the Swift store authenticates (`swift_store_auth_version`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -511,13 +511,21 @@ impl Swift {
     }
 
     /// Streams the object at `loc` (a manifest streams its segments).
-    pub async fn get(&self, loc: &SwiftLocation) -> Result<Retrieved, Error> {
+    pub async fn get(
+        &self,
+        loc: &SwiftLocation,
+        range: Option<ByteRange>,
+    ) -> Result<Retrieved, Error> {
         for renew in [false, true] {
             let (storage, token) = self.session(renew).await?;
-            let builder = Request::builder()
+            let mut builder = Request::builder()
                 .method(Method::GET)
                 .uri(format!("{storage}/{}/{}", loc.container, loc.object))
                 .header("x-auth-token", token);
+            // Swift serves ranges of plain objects and of DLO/SLO manifests alike.
+            if let Some(r) = range {
+                builder = builder.header(hyper::header::RANGE, r.range_header());
+            }
             let request = http_client::build(builder, http_client::empty(), "Swift")?;
             let response = http_client::send(&self.http, request, "Swift").await?;
             match response.status() {
@@ -528,7 +536,9 @@ impl Swift {
                         loc.container, loc.object
                     )))
                 }
-                s if s.is_success() => return Ok(http_client::retrieved(response)),
+                s if s.is_success() => {
+                    return http_client::retrieved_range(response, range, "Swift")
+                }
                 s => {
                     return Err(Error::Backend(format!(
                         "Swift answered {s} reading {}/{}",

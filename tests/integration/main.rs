@@ -7,6 +7,8 @@
 //! * `registry_binary` – the `glint` executable: signals, durability after `kill -9`, config.
 //! * `images_api` – the Images API in both deployment shapes, and python-glanceclient.
 //! * `cli` – the `glint` command-line client against a real server.
+//! * `proxies` – `glint serve` behind real Varnish and Squid: cached downloads served once,
+//!   resumed downloads, revalidation and purges.
 //! * `stores` – the S3, Swift and HTTP stores against real servers (started by scripts/test.sh),
 //!   the object-store tests written once and run against each store.
 //! * `full_disk` – the store's and the registry's disks full, on tmpfs mounts of their own.
@@ -20,6 +22,7 @@ mod cli;
 mod full_disk;
 mod hostile;
 mod images_api;
+mod proxies;
 mod registry_api;
 mod registry_binary;
 mod stores;

@@ -2,11 +2,12 @@
 //! (metadata, and data to a queued image) and delete.
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION};
+use hyper::header::{HeaderMap, HeaderValue, ETAG, LOCATION};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 
 use crate::api::access::Api;
+use crate::api::download::Method;
 use crate::api::error::RegistryOp;
 use crate::api::images::ImagesService;
 use crate::api::request::{check_content_type, content_length, has_body, RequestBody};
@@ -81,18 +82,35 @@ impl ImagesService {
         }
     }
 
-    pub(super) async fn head(&self, ctx: &Context, segment: &str) -> Result<Response<Body>, Error> {
+    /// `HEAD /v1/images/{id}`: the metadata headers; for an active image also what a `GET`
+    /// of its data answers (validators, cache headers, `Content-Length`, 304/412).
+    pub(super) async fn head(
+        &self,
+        ctx: &Context,
+        segment: &str,
+        request: &HeaderMap,
+    ) -> Result<Response<Body>, Error> {
         let image = self.load_for(ctx, segment).await?;
         self.enforce(ctx, "get_image", Some(&image))?;
+        if image.status == Status::Active && !image.deleted {
+            return self
+                .data_response(Method::Head, request, &image, |h| {
+                    encode_image_meta(&image, h)
+                })
+                .await;
+        }
         let mut resp = Response::new(empty());
         encode_image_meta(&image, resp.headers_mut());
         Ok(resp)
     }
 
+    /// `GET /v1/images/{id}`: the data with the metadata headers (§5.4), conditional and
+    /// ranged ([`crate::api::download`]).
     pub(super) async fn download(
         &self,
         ctx: &Context,
         segment: &str,
+        request: &HeaderMap,
     ) -> Result<Response<Body>, Error> {
         let image = self.load_for(ctx, segment).await?;
         self.enforce(ctx, "download_image", Some(&image))?;
@@ -105,26 +123,10 @@ impl ImagesService {
         if image.status != Status::Active || image.deleted {
             return Err(Error::NotFound(format!("Image {} is not active", image.id)));
         }
-        let (body, size) = if image.size == 0 {
-            (empty(), 0)
-        } else {
-            let uri = image
-                .location
-                .as_deref()
-                .ok_or_else(|| Error::NotFound(format!("Image {} has no data", image.id)))?;
-            let location = Location::parse(uri)?;
-            let data = self.stores.get(&location).await?;
-            (data.body, data.size.unwrap_or(image.size))
-        };
-        let mut resp = Response::new(body);
-        encode_image_meta(&image, resp.headers_mut());
-        let headers = resp.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
-        Ok(resp)
+        self.data_response(Method::Get, request, &image, |h| {
+            encode_image_meta(&image, h)
+        })
+        .await
     }
 
     /// Decodes and checks the metadata headers (§5.5 steps 1–3, 5): codec, request values, the
@@ -385,7 +387,9 @@ fn image_response(status: StatusCode, image: &Image) -> Result<Response<Body>, E
         },
     )?;
     if let Some(checksum) = &image.checksum {
-        if let Ok(v) = HeaderValue::from_str(checksum) {
+        // Quoted, as HTTP spells an entity-tag (and as the data's ETag is).
+        let tag = crate::http::conditional::quote_etag(checksum);
+        if let Ok(v) = HeaderValue::from_str(&tag) {
             resp.headers_mut().insert(ETAG, v);
         }
     }

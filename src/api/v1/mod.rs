@@ -27,8 +27,8 @@ impl ImagesService {
             ApiRoute::Versions { .. } | ApiRoute::V2(_) => Err(Error::NoSuchRoute),
             ApiRoute::List => self.list(ctx, &req, false).await,
             ApiRoute::Detail => self.list(ctx, &req, true).await,
-            ApiRoute::Head(id) => self.head(ctx, id).await,
-            ApiRoute::Download(id) => self.download(ctx, id).await,
+            ApiRoute::Head(id) => self.head(ctx, id, req.headers()).await,
+            ApiRoute::Download(id) => self.download(ctx, id, req.headers()).await,
             ApiRoute::Create => {
                 let (parts, body) = req.into_parts();
                 let mut body = RequestBody::new(body);

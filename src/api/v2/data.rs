@@ -4,12 +4,13 @@
 //! failure kills the image and removes every byte, as an upload's does).
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use uuid::Uuid;
 
-use super::{no_content, set_header, IMPORT_METHODS};
+use super::{no_content, IMPORT_METHODS};
 use crate::api::access::Api;
+use crate::api::download::Method;
 use crate::api::images::ImagesService;
 use crate::api::request::{check_content_type, BodySource, RequestBody};
 use crate::api::upload::from;
@@ -47,11 +48,13 @@ impl ImagesService {
         body.answer(&parts.headers, result).await
     }
 
-    /// `GET /v2/images/{id}/file`: the data (200, `Content-MD5`), or 204 for an image without.
+    /// `GET /v2/images/{id}/file`: the data (200, `Content-MD5`; conditional and ranged,
+    /// [`crate::api::download`]), or 204 for an image without.
     pub(super) async fn v2_download(
         &self,
         ctx: &Context,
         segment: &str,
+        request: &hyper::HeaderMap,
     ) -> Result<Response<Body>, Error> {
         let image = self.load_v2(ctx, segment).await?;
         self.enforce(ctx, "download_image", Some(&image))?;
@@ -61,31 +64,19 @@ impl ImagesService {
                     .into(),
             ));
         }
-        let location = match (&image.location, image.status) {
-            (Some(uri), Status::Active) => Location::parse(uri)?,
-            _ => return Ok(no_content()),
-        };
-        let (body, size) = if image.size == 0 {
-            (empty(), 0)
-        } else {
-            let data = self.stores.get(&location).await?;
-            (data.body, data.size.unwrap_or(image.size))
-        };
-        let mut resp = Response::new(body);
-        let headers = resp.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
-        if let Some(md5) = &image.checksum {
-            set_header(
-                &mut resp,
-                hyper::header::HeaderName::from_static("content-md5"),
-                md5,
-            );
+        if image.location.is_none() || image.status != Status::Active {
+            return Ok(no_content());
         }
-        Ok(resp)
+        let md5 = image
+            .checksum
+            .as_deref()
+            .and_then(|m| HeaderValue::from_str(m).ok());
+        self.data_response(Method::Get, request, &image, |headers| {
+            if let Some(md5) = &md5 {
+                headers.insert(HeaderName::from_static("content-md5"), md5.clone());
+            }
+        })
+        .await
     }
 
     /// `PUT /v2/images/{id}/stage` (204): the data into the staging directory, `queued →
@@ -237,7 +228,7 @@ impl ImagesService {
                     "no staging directory".into(),
                 )),
             },
-            Source::Web(url) => self.stores.http.get(url).await,
+            Source::Web(url) => self.stores.http.get(url, None).await,
         };
         let outcome = match opened {
             Ok(data) => {

@@ -72,7 +72,7 @@ impl ImagesService {
                 let id = id.to_string();
                 self.v2_upload(ctx, &id, req).await
             }
-            Download(id) => self.v2_download(ctx, id).await,
+            Download(id) => self.v2_download(ctx, id, req.headers()).await,
             Stage(id) => {
                 let id = id.to_string();
                 self.v2_stage(ctx, &id, req).await

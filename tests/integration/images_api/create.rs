@@ -65,7 +65,10 @@ fn create_with_content_length_data_is_active_with_size_md5_and_etag(srv: &ImageS
     assert_eq!(image["status"], "active");
     assert_eq!(image["size"], data.len());
     assert_eq!(image["checksum"], md5_hex(&data));
-    assert_eq!(reply.header("etag"), Some(md5_hex(&data).as_str()));
+    assert_eq!(
+        reply.header("etag"),
+        Some(format!("\"{}\"", md5_hex(&data)).as_str())
+    );
     let id = id_of(&image);
     assert_eq!(
         reply.header("location"),
@@ -102,7 +105,10 @@ fn create_with_chunked_data_is_active_with_size_md5_and_etag(srv: &ImageServer) 
     assert_eq!(image["status"], "active");
     assert_eq!(image["size"], data.len());
     assert_eq!(image["checksum"], md5_hex(&data));
-    assert_eq!(reply.header("etag"), Some(md5_hex(&data).as_str()));
+    assert_eq!(
+        reply.header("etag"),
+        Some(format!("\"{}\"", md5_hex(&data)).as_str())
+    );
     let download = srv.download(&id_of(&image));
     assert_eq!(download.body.len(), data.len());
     assert!(download.body == data, "downloaded bytes differ");

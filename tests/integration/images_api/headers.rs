@@ -60,7 +60,10 @@ fn head_of_an_active_image_sends_exactly_the_queens_header_set(srv: &ImageServer
     assert_eq!(meta["protected"], "False");
     assert_eq!(meta["deleted"], "False");
     assert_eq!(meta["min_ram"], "0");
-    assert_eq!(head.header("etag"), Some(md5_hex(&data).as_str()));
+    assert_eq!(
+        head.header("etag"),
+        Some(format!("\"{}\"", md5_hex(&data)).as_str())
+    );
     assert_meta_headers(&head, &image);
     assert_head_matches_detail(srv, &id_of(&image));
 }

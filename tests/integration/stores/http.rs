@@ -244,3 +244,140 @@ fn v2_web_download_import_copies_the_origins_bytes_into_the_default_store() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Ranged downloads of an http image are `Range` requests to the origin (through a redirect
+/// too): each answer is exactly the bytes asked for, and glint reads from the origin only what
+/// it sends (`store_bytes_total` out grows by the ranges' lengths, never by the prefix).
+#[test]
+fn http_ranges_are_asked_of_the_origin_through_redirects_and_only_the_range_is_read() {
+    let Some(env) = http_env() else { return };
+    let glint = ImageServer::serve(&[], false);
+    let file = Served::new(&env, (2 * MIB + 7) as usize, 23);
+    let size = file.data.len();
+    let out = "glint_store_bytes_total{store=\"http\",direction=\"out\"}";
+    for location in [env.url_of(&file.name), env.redirect_to(&file.name)] {
+        let image = register(&glint, "ranged", &location).json(201)["image"].clone();
+        let id = image["id"].as_str().unwrap();
+        let before = glint.metric(out);
+        let mut sent = 0;
+        for (path, range, first, last) in [
+            (format!("/v1/images/{id}"), "bytes=0-0".to_string(), 0, 0),
+            (
+                format!("/v1/images/{id}"),
+                format!("bytes={}-", size - 100),
+                size - 100,
+                size - 1,
+            ),
+            (
+                format!("/v2/images/{id}/file"),
+                "bytes=-4096".to_string(),
+                size - 4096,
+                size - 1,
+            ),
+            (
+                format!("/v2/images/{id}/file"),
+                "bytes=1000-1999".to_string(),
+                1000,
+                1999,
+            ),
+        ] {
+            let reply = glint.get_with(&path, &[("range", &range)]);
+            assert_eq!(
+                reply.status.as_u16(),
+                206,
+                "{location} {path} {range}: {reply:?}"
+            );
+            assert_eq!(
+                reply.header("content-range"),
+                Some(format!("bytes {first}-{last}/{size}").as_str())
+            );
+            assert!(
+                reply.body.as_ref() == &file.data[first..=last],
+                "{range}: wrong bytes"
+            );
+            sent += last - first + 1;
+        }
+        let read = glint.metric(out) - before;
+        assert_eq!(
+            read as usize, sent,
+            "bytes read from {location} for the ranges"
+        );
+    }
+}
+
+/// A real HTTP origin that ignores `Range` (Python's `http.server`), killed by PID on drop.
+struct RangelessOrigin {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT/`.
+    url: String,
+    /// The directory it serves.
+    dir: tempfile::TempDir,
+}
+
+impl RangelessOrigin {
+    fn start() -> RangelessOrigin {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 (Debian's python3 is needed for this test)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no port in {line:?}"))
+            .to_string();
+        RangelessOrigin {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+            dir,
+        }
+    }
+}
+
+impl Drop for RangelessOrigin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An origin that ignores `Range` answers 200 with the whole data: glint passes that on as a
+/// 200 of the whole image (RFC 9110 lets a server ignore Range), never as a 206 of wrong bytes.
+#[test]
+fn an_origin_that_ignores_range_gets_the_whole_image_answered_as_200_never_a_wrong_206() {
+    let origin = RangelessOrigin::start();
+    let data = test_data(300_000, 24);
+    std::fs::write(origin.dir.path().join("disk.img"), &data).unwrap();
+    let glint = ImageServer::serve(&[], false);
+    let location = format!("{}disk.img", origin.url);
+    let image = register(&glint, "rangeless", &location).json(201)["image"].clone();
+    let id = image["id"].as_str().unwrap();
+    for path in [format!("/v1/images/{id}"), format!("/v2/images/{id}/file")] {
+        let reply = glint.get_with(&path, &[("range", "bytes=1000-1999")]);
+        assert_eq!(reply.status.as_u16(), 200, "{path}: {reply:?}");
+        assert!(reply.header("content-range").is_none(), "{reply:?}");
+        assert_eq!(reply.header("content-length"), Some("300000"));
+        assert!(
+            reply.body.as_ref() == &data[..],
+            "{path}: not the whole image"
+        );
+    }
+}

@@ -15,6 +15,7 @@ const WRONG_SECRET: &str = "wrong-secret-k3y-for-glint-tests";
 
 impl RealStore for S3Direct {
     const NAME: &'static str = "s3";
+    const STORE_METRIC: &'static str = "s3";
     const SEED: u64 = 0;
     // The configuration makes S3 the default store.
     const DEFAULT_HEADERS: &'static [(&'static str, &'static str)] = &[];
@@ -176,6 +177,7 @@ store_tests! {S3Direct:
     wrong_credentials_fail_the_upload_clearly_kill_the_image_and_never_show_the_secrets,
     secret_never_appears_in_api_responses_or_the_debug_log,
     checksum_mismatch_kills_the_image_and_removes_what_was_stored,
+    ranged_downloads_read_only_the_range_from_the_store_across_pieces,
 }
 
 #[test]

@@ -142,6 +142,72 @@ pub fn chunked_upload_larger_than_a_piece_goes_in_pieces_and_reads_back_identica
     assert_reads_back_then_delete(&w, &id, len, &md5, None);
 }
 
+/// Ranged downloads (v1 and v2) of an image stored in pieces are read from the store as
+/// ranges: each answer is exactly the bytes asked for, across a piece boundary too, and glint
+/// reads no more from the store than it sends (its `store_bytes_total` out grows by the
+/// ranges' lengths only, never by the prefix).
+pub fn ranged_downloads_read_only_the_range_from_the_store_across_pieces<S: RealStore>() {
+    let Some(w) = world::<S>(false) else { return };
+    let len = 20 * MIB;
+    let seed = S::SEED + 11;
+    let data = test_data(len as usize, seed);
+    let payload = Payload::Generated {
+        len,
+        seed,
+        chunked: true,
+    };
+    let reply = w.glint.upload("ranged", S::DEFAULT_HEADERS, payload);
+    let id = assert_uploaded(&reply, len, &md5_hex(&data));
+    w.direct.assert_pieces(&id, 3);
+    let piece = (PIECE_MB * MIB) as usize;
+    let out = format!(
+        "glint_store_bytes_total{{store=\"{}\",direction=\"out\"}}",
+        S::STORE_METRIC
+    );
+    let before = w.glint.metric(&out);
+    let mut sent = 0usize;
+    let size = data.len();
+    for (path, range, first, last) in [
+        (format!("/v1/images/{id}"), "bytes=0-9".to_string(), 0, 9),
+        (
+            format!("/v1/images/{id}"),
+            format!("bytes={}-{}", piece - 5, piece + 4),
+            piece - 5,
+            piece + 4,
+        ),
+        (
+            format!("/v2/images/{id}/file"),
+            "bytes=-1000".to_string(),
+            size - 1000,
+            size - 1,
+        ),
+        (
+            format!("/v2/images/{id}/file"),
+            format!("bytes={}-", size - MIB as usize),
+            size - MIB as usize,
+            size - 1,
+        ),
+    ] {
+        let reply = w.glint.get_with(&path, &[("range", &range)]);
+        assert_eq!(reply.status.as_u16(), 206, "{path} {range}: {reply:?}");
+        assert_eq!(
+            reply.header("content-range"),
+            Some(format!("bytes {first}-{last}/{size}").as_str())
+        );
+        assert!(
+            reply.body.as_ref() == &data[first..=last],
+            "{path} {range}: wrong bytes"
+        );
+        sent += last - first + 1;
+    }
+    let read = w.glint.metric(&out) - before;
+    assert_eq!(
+        read as usize, sent,
+        "bytes glint read from the store for the ranges"
+    );
+    assert_reads_back_then_delete(&w, &id, len, &md5_hex(&data), None);
+}
+
 /// 300 MiB uploads stream their 100 MiB pieces in flat memory, read back, and delete removes
 /// them.
 pub fn upload_of_300_mib_streams_its_100_mib_pieces_in_flat_memory_and_reads_back<S: RealStore>() {

@@ -36,6 +36,7 @@ pub enum TokenHold {
 
 impl RealStore for SwiftDirect {
     const NAME: &'static str = "swift";
+    const STORE_METRIC: &'static str = "swift";
     const SEED: u64 = 10;
     const DEFAULT_HEADERS: &'static [(&'static str, &'static str)] =
         &[("x-image-meta-store", "swift")];
@@ -162,6 +163,7 @@ store_tests! {SwiftDirect:
     wrong_credentials_fail_the_upload_clearly_kill_the_image_and_never_show_the_secrets,
     secret_never_appears_in_api_responses_or_the_debug_log,
     checksum_mismatch_kills_the_image_and_removes_what_was_stored,
+    ranged_downloads_read_only_the_range_from_the_store_across_pieces,
 }
 
 /// The segment names of a large object `id` of `count` segments, then the manifest's name, in

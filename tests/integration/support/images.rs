@@ -129,6 +129,20 @@ impl ApiClient {
         self.post_data(&all, data).json(201)["image"].clone()
     }
 
+    /// One series of the service's `/metrics`, written as the exposition spells it (labels in
+    /// glint's order, e.g. `glint_store_bytes_total{store="s3",direction="out"}`); 0 when the
+    /// series is absent (nothing counted yet).
+    #[track_caller]
+    pub fn metric(&self, series: &str) -> f64 {
+        let reply = self.get("/metrics");
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        reply
+            .text()
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// `x-image-meta-status` of `HEAD /v1/images/{id}` (asserting 200).
     #[track_caller]
     pub fn status_of(&self, id: &str) -> String {

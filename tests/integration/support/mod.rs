@@ -14,6 +14,8 @@
 //! * `services` – the real servers (S3, Swift, nginx, Keystone) from the environment
 //!   ([`service_vars`], `GLINT_REQUIRE_STORES=1` makes a missing one fatal), store
 //!   configurations, and direct S3/Swift clients.
+//! * `proxies` – real Varnish and Squid started per test in front of a test's glint
+//!   ([`proxies::Proxy`]), stopped by PID on drop.
 //! * `cli` – running the `glint` command-line client (pipes, a pty, a watchdog).
 //! * `fixtures` – the one data generator ([`test_data`], `DataGen`), MD5, ids, polling.
 
@@ -22,6 +24,7 @@ pub mod fixtures;
 pub mod glint;
 pub mod http;
 pub mod images;
+pub mod proxies;
 pub mod registry;
 pub mod services;
 
