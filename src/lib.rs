@@ -11,6 +11,8 @@
 //! * [`auth`] – request contexts (tokens file, Keystone v3), policy rules and the §13 access
 //!   rules; uses the stores' https client to reach Keystone.
 //! * [`client`] – typed clients of the Images API and the Registry API.
+//! * [`convert`] – disk image conversion with `qemu-img` under limits, through temporary files;
+//!   uses `inspect` and the store's `DataSource`.
 //! * [`http`] – pure codecs: path matcher, query strings, meta headers, JSON bodies, wire names.
 //! * [`registry`] – image records in sled with secondary indexes.
 //! * [`store`] – image data: filesystem, S3, Swift and the read-only HTTP store.
@@ -29,6 +31,7 @@ pub mod body;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod convert;
 pub mod http;
 pub mod inspect;
 pub mod journal;

@@ -7,6 +7,7 @@
 //! `error` ([`ConfigError`]); this file holds the resolved [`Config`] and the value checks.
 
 mod auth;
+mod conversion;
 mod error;
 mod ini;
 mod raw;
@@ -88,6 +89,8 @@ pub struct Config {
     pub registry_reserved_space: u64,
     /// `max-age` of image data responses in seconds (`image_cache_max_age`, glint's own).
     pub image_cache_max_age: u64,
+    /// Image conversion: its temporary files, the bounds on `qemu-img`, the import plugin.
+    pub conversion: crate::convert::Options,
 }
 
 impl Config {
@@ -132,6 +135,7 @@ impl Config {
                 )?,
                 None => data_dir.join("images"),
             },
+            conversion: conversion::resolve(raw, &data_dir)?,
             data_dir,
             image_size_cap: parse(
                 raw,

@@ -84,7 +84,9 @@ fn is_known(option: &str) -> bool {
         return super::auth::KEYSTONE_OPTIONS.contains(&k)
             || super::auth::KEYSTONE_ACCEPTED.contains(&k);
     }
-    KNOWN_OPTIONS.contains(&option) || ACCEPTED_OPTIONS.contains(&option)
+    KNOWN_OPTIONS.contains(&option)
+        || ACCEPTED_OPTIONS.contains(&option)
+        || super::conversion::OPTIONS.contains(&option)
 }
 
 /// An option value and where it came from (for error messages).
@@ -147,6 +149,8 @@ impl RawConfig {
         self.apply(path, &sections, "oslo_policy", default_port);
         self.apply(path, &sections, "healthcheck", default_port);
         self.apply(path, &sections, "image_format", default_port);
+        self.apply(path, &sections, "image_conversion", default_port);
+        self.apply(path, &sections, "image_import_opts", default_port);
         self.apply_prefixed(
             path,
             &sections,
