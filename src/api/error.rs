@@ -38,6 +38,8 @@ pub enum Error {
     },
     /// An image data store failed (mapped by kind).
     Store(crate::store::Error),
+    /// An image conversion failed (mapped by kind).
+    Convert(crate::convert::Error),
     /// The request is malformed or breaks a rule; the text says what was wrong.
     BadRequest(String),
     /// No image (or no visible image) with this id.
@@ -78,6 +80,12 @@ impl From<crate::store::Error> for Error {
     }
 }
 
+impl From<crate::convert::Error> for Error {
+    fn from(e: crate::convert::Error) -> Self {
+        Error::Convert(e)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -90,6 +98,7 @@ impl fmt::Display for Error {
             }
             Error::MethodNotAllowedWith { message, .. } => f.write_str(message),
             Error::Store(e) => e.fmt(f),
+            Error::Convert(e) => e.fmt(f),
             Error::BadRequest(m)
             | Error::PreconditionFailed(m)
             | Error::NotFound(m)
@@ -254,6 +263,19 @@ impl Error {
                     S::Io(_) | S::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 }
             }
+            Error::Convert(e) => {
+                use crate::convert::Error as C;
+                match e {
+                    C::Refused(_) | C::Failed(_) | C::Stopped(_) => StatusCode::BAD_REQUEST,
+                    C::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    C::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    // ENOSPC, EFBIG: the conversion directory is full.
+                    C::Io(io) if matches!(io.raw_os_error(), Some(28) | Some(27)) => {
+                        StatusCode::PAYLOAD_TOO_LARGE
+                    }
+                    C::Io(_) | C::SourceRead(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                }
+            }
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
@@ -332,6 +354,7 @@ mod tests {
 
     #[test]
     fn statuses_map_in_one_place() {
+        use crate::convert::Error as C;
         let id = uuid::Uuid::nil();
         for (err, code) in [
             (Error::NoSuchRoute, 404),
@@ -345,6 +368,16 @@ mod tests {
             (Error::Registry(registry::Error::Forbidden("f".into())), 403),
             (Error::Registry(registry::Error::Corrupt("c".into())), 500),
             (Error::Encode(encode_failure()), 500),
+            (Error::Convert(C::Failed("qemu-img: bad".into())), 400),
+            (Error::Convert(C::Refused("unsafe".into())), 400),
+            (Error::Convert(C::Stopped("timeout".into())), 400),
+            (Error::Convert(C::TooLarge { cap: 1 }), 413),
+            (Error::Convert(C::Unavailable("no qemu-img".into())), 503),
+            (Error::Convert(C::SourceRead("s3 broke".into())), 500),
+            (
+                Error::Convert(C::Io(std::io::Error::from_raw_os_error(28))),
+                413,
+            ),
             (
                 Error::Registry(registry::Error::Encode(encode_failure())),
                 500,

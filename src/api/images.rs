@@ -14,6 +14,7 @@ use super::health;
 use super::{json_response, Error};
 use crate::api::error::RegistryOp;
 use crate::auth::{Authenticator, Context, PolicyFile};
+use crate::convert::Converter;
 use crate::http::body::Body;
 use crate::http::route::{match_api_route, ApiRoute, RouteError};
 use crate::journal::Journal;
@@ -44,6 +45,8 @@ pub struct ApiSettings {
     /// `max-age` of image data responses, in seconds (`image_cache_max_age`, default 60): how
     /// long a proxy may serve a copy before it asks glint again.
     pub cache_max_age: u64,
+    /// Image conversion (v1 `x-glint-convert-from`, the v2 `image_conversion` import plugin).
+    pub conversion: crate::convert::Options,
 }
 
 /// The Images API service.
@@ -63,6 +66,8 @@ pub struct ImagesService {
     pub(super) policy: Arc<PolicyFile>,
     /// The uploads, stages and imports this process is running.
     pub(super) journal: Arc<Journal>,
+    /// Runs conversions in `<data_dir>/convert`; `None` if that directory could not be made.
+    pub(super) converter: Option<Arc<Converter>>,
 }
 
 impl Handler for ImagesService {
@@ -112,6 +117,17 @@ impl ImagesService {
                 None
             }
         };
+        let conversion = &settings.conversion;
+        let converter = match Converter::open(&conversion.dir, conversion.limits.clone()) {
+            Ok(converter) => Some(Arc::new(converter)),
+            Err(e) => {
+                crate::error!(
+                    "cannot open the conversion directory {}: {e}; image conversion is off",
+                    conversion.dir.display()
+                );
+                None
+            }
+        };
         ImagesService {
             catalog: Arc::new(catalog),
             stores,
@@ -120,6 +136,7 @@ impl ImagesService {
             auth: Arc::new(Authenticator::NoAuth),
             policy: Arc::new(PolicyFile::default()),
             journal: Arc::new(journal),
+            converter,
         }
     }
 
@@ -146,6 +163,7 @@ impl ImagesService {
             auth: self.auth.clone(),
             policy: self.policy.clone(),
             journal: self.journal.clone(),
+            converter: self.converter.clone(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod access;
 pub mod catalog;
+mod convert;
 mod download;
 pub mod error;
 mod health;

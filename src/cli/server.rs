@@ -198,6 +198,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
             health_disable_file: config.health_disable_file.clone(),
             require_format_match: config.require_image_format_match,
             cache_max_age: config.image_cache_max_age,
+            conversion: config.conversion.clone(),
         };
         let (auth, policy) = open_access(&config)?;
         reload_on_hangup(auth.clone(), policy.clone())?;

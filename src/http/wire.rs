@@ -16,3 +16,7 @@ pub const VIEWER_HEADER: &str = "x-glint-viewer-owner";
 /// Which memberships of the viewer list shared images: `any`, `pending`, `accepted` or
 /// `rejected`.
 pub const VIEWER_MEMBER_STATUS_HEADER: &str = "x-glint-viewer-member-status";
+
+/// The v1 `POST /v1/images` header that makes the new image a conversion of the image it names
+/// (`x-image-meta-disk_format` is the format converted to).
+pub const CONVERT_FROM_HEADER: &str = "x-glint-convert-from";

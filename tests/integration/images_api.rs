@@ -15,6 +15,8 @@
 //! * `update` – PUT: immutability, uploads to queued images, purge-props, DELETE (§5.6, §5.7).
 //! * `failures` – uploads that die: client disconnect, delete while saving (412), `kill -9` and
 //!   restart recovery (§12.6); the size cap from a config file.
+//! * `convert` – image conversion with the real qemu-img: v1 `x-glint-convert-from` between every
+//!   pair of formats, refusals, failures, access, the v2 `image_conversion` import plugin, S3.
 //! * `glanceclient` – the real python-glanceclient (v1 and v2) and `openstack image` against
 //!   `glint serve`.
 //! * `v2` – the Images API v2: images, JSON patch, data, lists, tags, members, import.
@@ -70,6 +72,7 @@ macro_rules! acceptance {
 }
 
 mod caching;
+mod convert;
 mod create;
 mod failures;
 mod glanceclient;

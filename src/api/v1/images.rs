@@ -16,7 +16,7 @@ use crate::auth::Context;
 use crate::http::body::{empty, Body};
 use crate::http::meta_headers::{decode_image_meta, encode_image_meta, truthy, MetaHeaders};
 use crate::http::query::QueryParams;
-use crate::http::wire::PURGE_PROPS_HEADER;
+use crate::http::wire::{CONVERT_FROM_HEADER, PURGE_PROPS_HEADER};
 use crate::model::{parse_image_id, Image, PublicImage, Status};
 use crate::patch::ImagePatch;
 use crate::registry::query::Viewer;
@@ -131,7 +131,7 @@ impl ImagesService {
 
     /// Decodes and checks the metadata headers (§5.5 steps 1–3, 5): codec, request values, the
     /// declared size against the cap, and the property quota of the request alone.
-    fn decode_request(&self, headers: &HeaderMap) -> Result<MetaHeaders, Error> {
+    pub(super) fn decode_request(&self, headers: &HeaderMap) -> Result<MetaHeaders, Error> {
         let mut meta = decode_image_meta(headers).map_err(|e| Error::BadRequest(e.0))?;
         meta.validate().map_err(|e| Error::BadRequest(e.0))?;
         let content_length = content_length(headers).filter(|n| *n > 0);
@@ -194,6 +194,12 @@ impl ImagesService {
         headers: &HeaderMap,
         body: &mut RequestBody,
     ) -> Result<Response<Body>, Error> {
+        if let Some(source) = headers.get(CONVERT_FROM_HEADER) {
+            let source = String::from_utf8_lossy(source.as_bytes())
+                .trim()
+                .to_string();
+            return self.create_converted(ctx, headers, &source).await;
+        }
         let mut meta = self.decode_request(headers)?;
         self.enforce(ctx, "add_image", None)?;
         self.check_patch_rights(ctx, &mut meta.patch, None, Api::V1)?;
@@ -375,7 +381,7 @@ fn check_immutable(meta: &MetaHeaders, image: &Image) -> Result<(), Error> {
     Ok(())
 }
 
-fn image_response(status: StatusCode, image: &Image) -> Result<Response<Body>, Error> {
+pub(super) fn image_response(status: StatusCode, image: &Image) -> Result<Response<Body>, Error> {
     #[derive(Serialize)]
     struct ImageBody<'a> {
         image: PublicImage<'a>,

@@ -2,6 +2,7 @@
 //! from the stores, the status lifecycle of §6 and the upload procedure of §5.5.1
 //! ([`super::upload`]). `images` holds the image calls, `members` the sharing calls.
 
+mod convert;
 mod images;
 mod members;
 

@@ -189,6 +189,8 @@ impl ImagesService {
             }
             (Status::Uploading, Source::Staged)
         };
+        // A format the import plugin cannot convert is refused now, not in the background.
+        self.import_conversion(&image)?;
         if image.status != expected {
             return Err(Error::Conflict(format!(
                 "Image {} is {}; {name} needs it {expected}",
@@ -231,10 +233,7 @@ impl ImagesService {
             Source::Web(url) => self.stores.http.get(url, None).await,
         };
         let outcome = match opened {
-            Ok(data) => {
-                let mut body = BodySource(data.body);
-                self.store_data(image, None, &mut body).await.map(drop)
-            }
+            Ok(data) => self.import_data(image, data).await,
             Err(e) => {
                 self.kill(&id, Status::Importing).await;
                 Err(e.into())
