@@ -1,5 +1,5 @@
-//! The image commands: `add`, `update`, `delete`, `index`, `details`, `show`, `download` and
-//! `clear`, on [`crate::client::Client`]. Arguments follow the original tool: `field=value`
+//! The image commands: `add`, `update`, `delete`, `index`, `details`, `show`, `download`,
+//! `convert` and `clear`, on [`crate::client::Client`]. Arguments follow the original tool: `field=value`
 //! pairs, where any field that is not an image field becomes a custom property.
 
 use std::collections::BTreeMap;
@@ -26,6 +26,7 @@ Image commands (talk to the Images API at --url, GLINT_URL, default http://127.0
   details   list images with every field: glint details [--all] [filter=value ...]
   show      show one image: glint show ID
   download  save an image's data: glint download ID [-o FILE]
+  convert   convert to another format: glint convert ID disk_format=FORMAT [field=value ...]
   clear     delete every image: glint clear [--yes]
 
 Common options: --url URL, --json (machine-readable output), -v/--verbose, -y/--yes.
@@ -103,6 +104,18 @@ Example:
   glint download 2b3c8f4e-0f42-4ad0-9a8b-1f5a3b7e2c11 -o cirros.qcow2
 ";
 
+const CONVERT_HELP: &str = "\
+Usage: glint convert ID disk_format=FORMAT [field=value ...] [--store NAME] [--json]
+
+Creates a new image whose data is image ID's converted by the server with qemu-img to FORMAT
+(raw, qcow2, vmdk, vhd, vhdx, vdi), and prints it once it is active. The new image takes the
+source's name, container format, min_disk, min_ram and properties, unless given here, and gets
+the property converted_from=ID. --store picks the store of the new image.
+
+Example:
+  glint convert 2b3c8f4e-0f42-4ad0-9a8b-1f5a3b7e2c11 disk_format=qcow2 name=\"cirros (qcow2)\"
+";
+
 const CLEAR_HELP: &str = "\
 Usage: glint clear [--yes] [-v]
 
@@ -122,6 +135,7 @@ pub fn help(cmd: &str) -> Option<&'static str> {
         "details" => DETAILS_HELP,
         "show" => SHOW_HELP,
         "download" => DOWNLOAD_HELP,
+        "convert" => CONVERT_HELP,
         "clear" => CLEAR_HELP,
         _ => return None,
     })
@@ -155,7 +169,7 @@ fn parse(cmd: &str, raw: &[String]) -> Result<Args, UsageError> {
             "--all" if matches!(cmd, "index" | "details") => a.all = true,
             "--purge-props" if cmd == "update" => a.purge_props = true,
             "-f" | "--file" if matches!(cmd, "add" | "update") => a.file = Some(args.value(name)?),
-            "--store" if cmd == "add" => a.store = Some(args.value(name)?),
+            "--store" if matches!(cmd, "add" | "convert") => a.store = Some(args.value(name)?),
             "-o" | "--output" if cmd == "download" => a.output = Some(args.value(name)?),
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(UsageError(format!("unknown option '{flag}'")))
@@ -203,6 +217,7 @@ pub fn run(cmd: &str, raw: &[String]) -> Result<ExitCode, UsageError> {
             "details" => index(&client, &args, true).await,
             "show" => show(&client, &args).await,
             "download" => download(&client, &args).await,
+            "convert" => convert(&client, &args).await,
             "clear" => clear(&client, &args).await,
             _ => Err(Failure::Usage(UsageError(format!(
                 "unknown command '{cmd}'"
@@ -578,6 +593,21 @@ async fn download(client: &Client, args: &Args) -> Result<(), Failure> {
         _ => {}
     }
     result
+}
+
+async fn convert(client: &Client, args: &Args) -> Result<(), Failure> {
+    let id = one_id(args, "convert")?;
+    let patch = patch_from_fields(&args.fields, false)?;
+    if !matches!(&patch.disk_format, Some(Some(_))) {
+        return Err(usage(
+            "Please name the format to convert to with disk_format=FORMAT",
+        ));
+    }
+    let image = client.convert(&id, &patch, args.store.as_deref()).await?;
+    if args.json {
+        return print_image_json(&image);
+    }
+    print_record(&image)
 }
 
 async fn clear(client: &Client, args: &Args) -> Result<(), Failure> {

@@ -9,8 +9,8 @@ use crate::support::cli::{added_id, run_cli, run_in_pty, Input, Server};
 use crate::support::{fresh_seed, md5_hex, random_image, test_data};
 
 /// Every image command of the CLI.
-const IMAGE_COMMANDS: [&str; 8] = [
-    "add", "update", "delete", "index", "details", "show", "download", "clear",
+const IMAGE_COMMANDS: [&str; 9] = [
+    "add", "update", "delete", "index", "details", "show", "download", "convert", "clear",
 ];
 
 /// An id no image has.
@@ -1015,6 +1015,59 @@ fn usage_errors_exit_2() {
         server.all_images().is_empty(),
         "a usage error created an image"
     );
+}
+
+#[test]
+fn convert_makes_a_new_image_in_another_format_and_prints_it() {
+    if std::process::Command::new("qemu-img")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("GLINT_REQUIRE_STORES").as_deref() != Ok("1"),
+            "qemu-img is needed; scripts/test.sh installs it"
+        );
+        eprintln!("SKIPPED: qemu-img not installed");
+        return;
+    }
+    let server = Server::start();
+    let raw = server.path("disk.raw");
+    std::fs::write(&raw, test_data(1 << 20, 5)).unwrap();
+    let source = server.add_file(
+        &[
+            "name=disk",
+            "disk_format=raw",
+            "container_format=bare",
+            "os_distro=cirros",
+        ],
+        &raw,
+    );
+    let text = server.ok(&["convert", &source, "disk_format=qcow2", "name=disk (qcow2)"]);
+    assert!(text.contains("Name              disk (qcow2)"), "{text}");
+    assert!(text.contains("Status            active"), "{text}");
+    assert!(text.contains("Disk format       qcow2"), "{text}");
+    assert!(text.contains("Property 'os_distro': cirros"), "{text}");
+    assert!(
+        text.contains(&format!("Property 'converted_from': {source}")),
+        "{text}"
+    );
+    let image = server.json(&["convert", &source, "disk_format=vhdx"]);
+    assert_eq!(image["disk_format"], "vhdx");
+    assert_eq!(image["name"], "disk");
+    let id = image["id"].as_str().unwrap();
+    let out = server.path("disk.vhdx");
+    server.ok(&["download", id, "-o", out.to_str().unwrap()]);
+    assert!(std::fs::read(&out).unwrap().starts_with(b"vhdxfile"));
+    server
+        .run(&["convert", &source])
+        .assert_usage_error("disk_format=FORMAT");
+    server
+        .run(&["convert", UNKNOWN_ID, "disk_format=qcow2"])
+        .assert_failure("not found");
+    server
+        .run(&["convert", &source, "disk_format=iso"])
+        .assert_failure("Cannot convert to disk_format iso");
 }
 
 #[test]
