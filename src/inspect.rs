@@ -110,6 +110,10 @@ impl Inspection {
 /// Most bytes kept of a region further in (a VHDX metadata region).
 const WINDOW_LEN: u64 = 1 << 20;
 
+/// The most memory [`Inspector::retained`] can report: each buffer at most twice its bound (a
+/// `Vec` grows by doubling); the tail holds up to three times its length before it is cut.
+pub const MAX_RETAINED: usize = 2 * (HEAD_LEN + 4 * TAIL_LEN + WINDOW_LEN as usize);
+
 /// Sees the data chunk by chunk; [`Inspector::finish`] says what it was.
 #[derive(Debug, Default)]
 pub struct Inspector {
@@ -135,16 +139,15 @@ impl Inspector {
             let take = (HEAD_LEN - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
             if self.head.len() == HEAD_LEN && self.head.starts_with(b"vhdxfile") {
-                self.window = vhdx_metadata_region(&self.head)
-                    .map(|(offset, len)| (offset, len.min(WINDOW_LEN)));
+                self.open_window();
             }
         }
         if let Some((offset, len)) = self.window {
-            // The part of [offset, offset + len) this chunk holds, appended in order.
-            let start = offset.max(at);
-            let end = (offset + len).min(self.total);
-            if start < end && start == offset + self.window_bytes.len() as u64 {
-                let from = (start - at) as usize;
+            // The window's next byte, if this chunk holds it, and what follows up to its end.
+            let next = offset.saturating_add(self.window_bytes.len() as u64);
+            let end = offset.saturating_add(len).min(self.total);
+            if at <= next && next < end {
+                let from = (next - at) as usize;
                 let to = (end - at) as usize;
                 self.window_bytes.extend_from_slice(&chunk[from..to]);
             }
@@ -154,10 +157,35 @@ impl Inspector {
             self.tail
                 .extend_from_slice(&chunk[chunk.len() - TAIL_LEN..]);
         } else {
+            // Up to twice the tail is kept, so that tiny chunks cost a copy of themselves and
+            // not of the whole tail each.
             self.tail.extend_from_slice(chunk);
-            let excess = self.tail.len().saturating_sub(TAIL_LEN);
-            self.tail.drain(..excess);
+            if self.tail.len() > 2 * TAIL_LEN {
+                let excess = self.tail.len() - TAIL_LEN;
+                self.tail.drain(..excess);
+            }
         }
+    }
+
+    /// Learns the VHDX metadata region from the full head, and takes the part of it the head
+    /// already holds: a region in the first MiB has passed by then.
+    fn open_window(&mut self) {
+        self.window =
+            vhdx_metadata_region(&self.head).map(|(offset, len)| (offset, len.min(WINDOW_LEN)));
+        if let Some((offset, len)) = self.window {
+            if let Ok(start) = usize::try_from(offset) {
+                let end = start.saturating_add(len as usize).min(self.head.len());
+                if start < end {
+                    self.window_bytes.extend_from_slice(&self.head[start..end]);
+                }
+            }
+        }
+    }
+
+    /// Bytes of memory the inspector holds for the data (its buffers' capacities): bounded by
+    /// [`MAX_RETAINED`] whatever the data.
+    pub fn retained(&self) -> usize {
+        self.head.capacity() + self.tail.capacity() + self.window_bytes.capacity()
     }
 
     /// Whether the head of the data has been seen whole (from then on [`Inspector::early`]
@@ -186,10 +214,11 @@ impl Inspector {
             return found;
         }
         // A fixed VHD is raw data followed by its footer.
-        if self.total >= TAIL_LEN as u64 && self.tail.starts_with(b"conectix") {
+        let tail = &self.tail[self.tail.len().saturating_sub(TAIL_LEN)..];
+        if self.total >= TAIL_LEN as u64 && tail.starts_with(b"conectix") {
             return Inspection {
                 format: Format::Vhd,
-                virtual_size: be_u64(&self.tail, 48),
+                virtual_size: be_u64(tail, 48),
                 unsafe_because: None,
             };
         }
@@ -549,6 +578,54 @@ mod tests {
         );
     }
 
+    /// A VHDX head whose metadata region (64 KiB) is at `region`, recording `size`.
+    fn vhdx(region: u64, size: u64) -> Vec<u8> {
+        let mut h = vec![0u8; 4 << 20];
+        h[..8].copy_from_slice(b"vhdxfile");
+        let table = 192 * 1024;
+        h[table..table + 4].copy_from_slice(b"regi");
+        h[table + 8..table + 12].copy_from_slice(&1u32.to_le_bytes());
+        let entry = table + 16;
+        h[entry..entry + 16].copy_from_slice(&VHDX_METADATA_REGION);
+        h[entry + 16..entry + 24].copy_from_slice(&region.to_le_bytes());
+        h[entry + 24..entry + 28].copy_from_slice(&(64u32 << 10).to_le_bytes());
+        if let Some(at) = usize::try_from(region)
+            .ok()
+            .filter(|r| r.checked_add(4096).is_some_and(|end| end <= h.len()))
+        {
+            h[at..at + 8].copy_from_slice(b"metadata");
+            h[at + 10..at + 12].copy_from_slice(&1u16.to_le_bytes());
+            h[at + 32..at + 48].copy_from_slice(&VHDX_VIRTUAL_DISK_SIZE);
+            h[at + 48..at + 52].copy_from_slice(&1024u32.to_le_bytes());
+            h[at + 1024..at + 1032].copy_from_slice(&size.to_le_bytes());
+        }
+        h
+    }
+
+    #[test]
+    fn a_vhdx_metadata_region_is_read_wherever_it_lies_and_however_the_data_is_cut() {
+        for region in [256 << 10, 1 << 20, (1 << 20) - 4096, 3 << 20] {
+            let data = vhdx(region, 5 << 30);
+            for chunk in [1 << 12, 65_536, 1 << 20, 3 << 20, 4 << 20] {
+                let mut i = Inspector::new();
+                for piece in data.chunks(chunk) {
+                    i.feed(piece);
+                }
+                let found = i.finish();
+                assert_eq!(
+                    (found.format, found.virtual_size),
+                    (Format::Vhdx, Some(5 << 30)),
+                    "region at {region}, chunks of {chunk}"
+                );
+            }
+        }
+        // A region offset at the end of the address space is no region, not an overflow.
+        for region in [u64::MAX, u64::MAX - 100] {
+            let found = inspect(&vhdx(region, 1));
+            assert_eq!((found.format, found.virtual_size), (Format::Vhdx, None));
+        }
+    }
+
     #[test]
     fn memory_stays_bounded_whatever_the_size() {
         let mut i = Inspector::new();
@@ -558,7 +635,14 @@ mod tests {
         }
         assert_eq!(i.head.len(), HEAD_LEN);
         assert_eq!(i.tail.len(), TAIL_LEN);
+        assert!(i.retained() <= MAX_RETAINED);
         assert_eq!(i.finish().virtual_size, Some(64 << 20));
+        // Tiny chunks too: the tail stays bounded.
+        for _ in 0..10_000 {
+            i.feed(&[7u8; 3]);
+        }
+        assert!(i.tail.len() <= 3 * TAIL_LEN);
+        assert!(i.retained() <= MAX_RETAINED);
     }
 }
 
