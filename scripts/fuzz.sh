@@ -7,7 +7,7 @@
 # build needs nightly's -Zsanitizer); Rust's own bounds and overflow checks still catch our bugs.
 # One libFuzzer job per target: the machine has 2 cores and is shared with other builds.
 # Corpora grow under fuzz/corpus/<target>; crashes land in fuzz/artifacts/<target>; keyword
-# dictionaries are in fuzz/dict/<target>.dict.
+# dictionaries are in fuzz/dict/<target>.dict; committed seed inputs in fuzz/seeds/<target>.
 # Exits 1 if any target crashes (the others still run), 2 on a usage or build error.
 set -euo pipefail
 
@@ -50,7 +50,13 @@ for target in "${targets[@]}"; do
     if [ -f "fuzz/dict/$target.dict" ]; then
         dict=("-dict=$PWD/fuzz/dict/$target.dict")
     fi
-    if ! cargo fuzz run --fuzz-dir fuzz -s none "$target" "$corpus" \
+    # Committed seeds (fuzz/seeds/<target>, e.g. headers made by qemu-img) are read as well;
+    # new inputs are written to the first directory only.
+    seeds=()
+    if [ -d "fuzz/seeds/$target" ]; then
+        seeds=("$PWD/fuzz/seeds/$target")
+    fi
+    if ! cargo fuzz run --fuzz-dir fuzz -s none "$target" "$corpus" "${seeds[@]}" \
         -- -max_total_time="$seconds" "${dict[@]}"; then
         failed+=("$target")
     fi
