@@ -245,7 +245,11 @@ fn a_conversion_is_a_new_active_image_with_the_sources_metadata(srv: &ImageServe
         format!("http://{}/v1/images/{id}", srv.addr())
     );
     let etag = format!("\"{}\"", image["checksum"].as_str().unwrap());
-    assert_eq!(reply.header("etag"), Some(etag.as_str()), "the quoted checksum");
+    assert_eq!(
+        reply.header("etag"),
+        Some(etag.as_str()),
+        "the quoted checksum"
+    );
     assert_eq!(image["name"], "source");
     assert_eq!(image["container_format"], "ovf");
     assert_eq!(
