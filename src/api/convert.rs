@@ -12,7 +12,6 @@ use super::upload::from;
 use super::Error;
 use crate::api::error::RegistryOp;
 use crate::convert::{Converted, Format};
-use crate::journal::Work;
 use crate::model::{Image, Status};
 use crate::patch::ImagePatch;
 use crate::store::{Location, Retrieved};
@@ -32,24 +31,7 @@ impl ImagesService {
         store: Option<String>,
     ) -> Result<Image, Error> {
         // Journaled as an upload: a crash or a failure kills the image and cleans its store.
-        let work = self
-            .begin_work(&image.id, Work::Upload, store.as_deref())
-            .await?;
-        let saving = ImagePatch {
-            status: Some(Status::Saving),
-            ..Default::default()
-        };
-        let image = match self
-            .catalog
-            .update(&image.id, saving, from(Status::Queued))
-            .await
-        {
-            Ok(image) => image,
-            Err(e) => {
-                work.abandon();
-                return Err(Error::from_registry(e, RegistryOp::StartUpload));
-            }
-        };
+        let (work, image) = self.start_upload(&image, store.as_deref()).await?;
         let service = self.handle();
         let id = image.id;
         let task = tokio::spawn(async move {

@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use super::images::ImagesService;
+use super::recovery::InFlight;
 use super::Error;
 use crate::api::error::RegistryOp;
 use crate::inspect::Inspector;
@@ -71,25 +72,35 @@ impl ImagesService {
         store: Option<&str>,
         mut source: impl DataSource,
     ) -> Result<Image, Error> {
+        let (work, image) = self.start_upload(&image, store).await?;
+        let result = self.store_data(image, store, &mut source).await;
+        work.settle(result.is_ok()).await;
+        result
+    }
+
+    /// Journals an upload of `image` to `store` and moves it `queued → saving`; the caller
+    /// settles the returned work once the data is stored or has failed.
+    pub(super) async fn start_upload(
+        &self,
+        image: &Image,
+        store: Option<&str>,
+    ) -> Result<(InFlight, Image), Error> {
         let work = self.begin_work(&image.id, Work::Upload, store).await?;
         let saving = ImagePatch {
             status: Some(Status::Saving),
             ..Default::default()
         };
-        let image = match self
+        match self
             .catalog
             .update(&image.id, saving, from(Status::Queued))
             .await
         {
-            Ok(image) => image,
+            Ok(image) => Ok((work, image)),
             Err(e) => {
                 work.abandon();
-                return Err(Error::from_registry(e, RegistryOp::StartUpload));
+                Err(Error::from_registry(e, RegistryOp::StartUpload))
             }
-        };
-        let result = self.store_data(image, store, &mut source).await;
-        work.settle(result.is_ok()).await;
-        result
+        }
     }
 
     /// Streams `source` into a store as the data of `image` (which is in `saving` or
