@@ -60,6 +60,7 @@ fn sample_image() -> Image {
         os_hash_algo: None,
         os_hash_value: None,
         os_hidden: false,
+        activated_at: Some(at),
     }
 }
 

@@ -207,6 +207,10 @@ pub struct Image {
     /// Left out of v2 lists unless asked for.
     #[serde(default)]
     pub os_hidden: bool,
+    /// When the image first became `active`: the data's `Last-Modified`. Set by the registry
+    /// and kept through deactivation; absent in records written before glint kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<Timestamp>,
 }
 
 /// The six fields of a brief list entry (§4.3).
@@ -319,6 +323,15 @@ impl Image {
             os_hash_algo: None,
             os_hash_value: None,
             os_hidden: false,
+            activated_at: None,
+        }
+    }
+
+    /// Notes the first time the image is `active`, at its `updated_at` (the time of the write
+    /// that made it so); a later reactivation keeps the first time.
+    pub fn note_activation(&mut self) {
+        if self.status == Status::Active && self.activated_at.is_none() {
+            self.activated_at = Some(self.updated_at);
         }
     }
 

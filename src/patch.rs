@@ -83,6 +83,7 @@ impl ImagePatch {
             image.deleted = d;
         }
         self.apply_mutable(&mut image, true);
+        image.note_activation();
         image
     }
 

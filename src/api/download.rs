@@ -5,10 +5,10 @@
 //!
 //! * `ETag` is the MD5 (`checksum`) in double quotes: a strong validator, since an image's data
 //!   never changes once it is active (uploads go only to queued images).
-//! * `Last-Modified` is the image's `created_at`. The data's validator must not move when only
-//!   the metadata does (a cache would then fetch unchanged gigabytes again), so `updated_at` will
-//!   not do; the record keeps no activation time, and `created_at` is stable and never later than
-//!   the data (before activation there is no data to have a copy of).
+//! * `Last-Modified` is the time the image became active (`activated_at`, kept through a
+//!   deactivation), or its `created_at` for a record written before glint kept that time. The
+//!   data's validator must not move when only the metadata does (a cache would then fetch
+//!   unchanged gigabytes again), so `updated_at` will not do.
 //! * `Cache-Control`: public and community images `public, max-age=N`, every other image
 //!   `private, max-age=N` (`image_cache_max_age`, default 60 s). The short age bounds how long a
 //!   proxy keeps serving an image after it is deactivated or deleted without being purged; after
@@ -138,13 +138,14 @@ impl ImagesService {
 }
 
 /// The validators of the data of `image`: its MD5 as a strong entity tag when it can be one,
-/// and its creation time (see the module documentation).
+/// and its activation time (see the module documentation).
 fn validators(image: &Image) -> Validators<'_> {
     let etag = image.checksum.as_deref().filter(|sum| {
         // etagc: a checksum a client declared is only a tag when it has none of `"`, space, ...
         !sum.is_empty() && sum.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
     });
-    let seconds = image.created_at.as_micros().div_euclid(1_000_000).max(0) as u64;
+    let modified = image.activated_at.unwrap_or(image.created_at);
+    let seconds = modified.as_micros().div_euclid(1_000_000).max(0) as u64;
     Validators {
         etag,
         last_modified: Some(conditional::from_unix_seconds(seconds)),

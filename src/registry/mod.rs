@@ -222,6 +222,7 @@ impl Registry {
             }
             patch.clone().apply_mutable(&mut image, options.purge_props);
             image.updated_at = now.max(image.updated_at);
+            image.note_activation();
             image.validate()?;
             Ok(image)
         })?;

@@ -243,6 +243,8 @@ fn run_model_sequence(seed: u64, steps: usize, small_source: usize) {
                         assert!(from_state.is_none_or(|s| s == before.status));
                         assert!(image.updated_at >= before.updated_at);
                         expected.updated_at = image.updated_at;
+                        // The first write that makes it active notes the time; later ones keep it.
+                        expected.note_activation();
                         assert_eq!(image, expected, "seed {seed} step {step}: updated record");
                         model.insert(id, image);
                     }

@@ -4,7 +4,7 @@
 //! (206, 416, If-Range), cache headers (public / private / Vary with auth, no-store on metadata),
 //! and no data ever for a deactivated or deleted image, conditional or not.
 
-use crate::support::{id_of, md5_hex, test_data, ImageServer, Payload, Reply};
+use crate::support::{id_of, md5_hex, test_data, ImageServer, Payload, RegistryClient, Reply};
 
 /// Size of the test image.
 const SIZE: usize = 100_000;
@@ -12,6 +12,7 @@ const SIZE: usize = 100_000;
 acceptance! {
     data_answers_carry_a_quoted_etag_last_modified_accept_ranges_and_cache_control,
     last_modified_and_etag_stay_when_only_the_metadata_changes,
+    last_modified_is_when_the_image_became_active_and_survives_a_deactivation,
     if_none_match_and_if_modified_since_answer_304_without_a_body,
     if_match_and_if_unmodified_since_mismatches_answer_412,
     single_ranges_answer_206_with_exactly_those_bytes,
@@ -160,6 +161,75 @@ fn last_modified_and_etag_stay_when_only_the_metadata_changes(srv: &ImageServer)
     assert_eq!(reply.status, 304, "{reply:?}");
     assert_eq!(header(&reply, "x-image-meta-name"), "renamed");
     assert_eq!(header(&reply, "x-image-meta-property-os_distro"), "cirros");
+}
+
+/// The registry's record of `id` (in both shapes, over the Registry API).
+fn record(srv: &ImageServer, id: &str) -> serde_json::Value {
+    let registry = RegistryClient::new(srv.registry_addr());
+    registry.get(&format!("/images/{id}")).json(200)["image"].clone()
+}
+
+/// `text` (the registry's `YYYY-MM-DDTHH:MM:SS.ffffff`) cut to whole seconds as an HTTP date.
+fn http_date_of(text: &str) -> String {
+    let seconds: jiff::Timestamp = format!("{}Z", &text[..19]).parse().unwrap();
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds.as_second() as u64);
+    httpdate::fmt_http_date(time)
+}
+
+fn last_modified_is_when_the_image_became_active_and_survives_a_deactivation(srv: &ImageServer) {
+    // Queued first, data more than a second later: the two times differ in whole seconds.
+    let created = srv.create(&[
+        ("x-image-meta-name", "activated"),
+        ("x-image-meta-disk_format", "raw"),
+        ("x-image-meta-container_format", "bare"),
+    ]);
+    let id = id_of(&created).to_string();
+    assert!(record(srv, &id).get("activated_at").is_none(), "queued");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let uploaded = srv.put_data(&id, &[], &test_data(SIZE, 16));
+    assert_eq!(uploaded.status, 200, "{uploaded:?}");
+
+    let active = record(srv, &id);
+    let activated = active["activated_at"]
+        .as_str()
+        .expect("no activated_at")
+        .to_string();
+    assert_eq!(
+        activated, active["updated_at"],
+        "the time of the write that made it active"
+    );
+    let created_at = active["created_at"].as_str().unwrap();
+    assert_ne!(http_date_of(&activated), http_date_of(created_at));
+    for path in data_paths(&id) {
+        let reply = get(srv, &path, &[]);
+        assert_eq!(
+            header(&reply, "last-modified"),
+            http_date_of(&activated),
+            "{path}: not the activation time (created {created_at})"
+        );
+    }
+
+    // Deactivated and reactivated a second later: the same data, the same validator.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for what in ["deactivate", "reactivate"] {
+        let path = format!("/v2/images/{id}/actions/{what}");
+        let reply = srv.request("POST", &path, &[], Payload::Empty);
+        assert_eq!(reply.status, 204, "{what}: {reply:?}");
+    }
+    let reactivated = record(srv, &id);
+    assert_ne!(reactivated["updated_at"], active["updated_at"]);
+    assert_eq!(
+        reactivated["activated_at"].as_str(),
+        Some(activated.as_str())
+    );
+    for path in data_paths(&id) {
+        let reply = get(srv, &path, &[]);
+        assert_eq!(
+            header(&reply, "last-modified"),
+            http_date_of(&activated),
+            "{path}"
+        );
+    }
 }
 
 fn if_none_match_and_if_modified_since_answer_304_without_a_body(srv: &ImageServer) {
