@@ -20,69 +20,26 @@ use crate::body::Body;
 use crate::inspect::Inspector;
 use crate::store::DataSource;
 
-/// The disk formats glint converts between, with their `qemu-img` names in one place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Plain bytes of the disk.
-    Raw,
-    /// QEMU copy-on-write v3.
-    Qcow2,
-    /// VMware (monolithicSparse).
-    Vmdk,
-    /// Virtual PC / Hyper-V v1 (qemu's `vpc`, dynamic).
-    Vhd,
-    /// Hyper-V v2.
-    Vhdx,
-    /// VirtualBox.
-    Vdi,
+pub use crate::inspect::Format;
+
+/// The disk formats glint converts between, as sources and as targets.
+pub const FORMATS: [Format; 6] = [
+    Format::Raw,
+    Format::Qcow2,
+    Format::Vmdk,
+    Format::Vhd,
+    Format::Vhdx,
+    Format::Vdi,
+];
+
+/// The format a Glance `disk_format` names, if glint converts it.
+pub fn convertible(disk_format: &str) -> Option<Format> {
+    FORMATS.into_iter().find(|f| f.as_str() == disk_format)
 }
 
-impl Format {
-    /// Every format, in the order messages list them.
-    pub const ALL: [Format; 6] = [
-        Format::Raw,
-        Format::Qcow2,
-        Format::Vmdk,
-        Format::Vhd,
-        Format::Vhdx,
-        Format::Vdi,
-    ];
-
-    /// The format a Glance `disk_format` names, if glint converts it.
-    pub fn from_disk_format(name: &str) -> Option<Format> {
-        Format::ALL.into_iter().find(|f| f.disk_format() == name)
-    }
-
-    /// The Glance `disk_format` name.
-    pub fn disk_format(self) -> &'static str {
-        match self {
-            Format::Raw => "raw",
-            Format::Qcow2 => "qcow2",
-            Format::Vmdk => "vmdk",
-            Format::Vhd => "vhd",
-            Format::Vhdx => "vhdx",
-            Format::Vdi => "vdi",
-        }
-    }
-
-    /// The name `qemu-img` knows the format by (`-f`, `-O`).
-    pub fn qemu_name(self) -> &'static str {
-        match self {
-            Format::Vhd => "vpc",
-            other => other.disk_format(),
-        }
-    }
-
-    /// The `disk_format` names, comma-separated, for messages.
-    pub fn names() -> String {
-        Format::ALL.map(Format::disk_format).join(", ")
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.disk_format())
-    }
+/// The `disk_format` names of [`FORMATS`], comma-separated, for messages.
+pub fn names() -> String {
+    FORMATS.map(Format::as_str).join(", ")
 }
 
 /// What the configuration says about conversions.
@@ -381,7 +338,7 @@ fn refuse(found: &crate::inspect::Inspection, declared: Format) -> Result<(), Er
     if let Some(why) = &found.unsafe_because {
         return Err(Error::Refused(format!("{why}.")));
     }
-    match found.mismatch(declared.disk_format()) {
+    match found.mismatch(declared.as_str()) {
         Some(why) => Err(Error::Refused(why)),
         None => Ok(()),
     }
@@ -434,18 +391,14 @@ mod tests {
 
     #[test]
     fn glint_names_map_to_qemu_names_in_one_place() {
-        for f in Format::ALL {
-            assert_eq!(Format::from_disk_format(f.disk_format()), Some(f));
+        for f in FORMATS {
+            assert_eq!(convertible(f.as_str()), Some(f));
         }
         assert_eq!(Format::Vhd.qemu_name(), "vpc");
         assert_eq!(Format::Vhdx.qemu_name(), "vhdx");
-        assert_eq!(
-            Format::from_disk_format("vpc"),
-            None,
-            "vpc is qemu's name only"
-        );
-        assert_eq!(Format::from_disk_format("iso"), None);
-        assert_eq!(Format::names(), "raw, qcow2, vmdk, vhd, vhdx, vdi");
+        assert_eq!(convertible("vpc"), None, "vpc is qemu's name only");
+        assert_eq!(convertible("iso"), None);
+        assert_eq!(names(), "raw, qcow2, vmdk, vhd, vhdx, vdi");
     }
 
     fn body(data: Vec<u8>) -> Body {

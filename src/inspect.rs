@@ -54,6 +54,16 @@ impl Format {
             Format::Luks => "luks",
         }
     }
+
+    /// The name `qemu-img` knows the format by (`-f`, `-O`): `vpc` for a VHD, and `raw` for an
+    /// ISO (qemu has no ISO format; it reads one as the raw bytes it is).
+    pub fn qemu_name(self) -> &'static str {
+        match self {
+            Format::Vhd => "vpc",
+            Format::Iso => "raw",
+            other => other.as_str(),
+        }
+    }
 }
 
 impl fmt::Display for Format {

@@ -11,7 +11,7 @@ use super::request::BodySource;
 use super::upload::from;
 use super::Error;
 use crate::api::error::RegistryOp;
-use crate::convert::{Converted, Format};
+use crate::convert::{self, Converted, Format};
 use crate::model::{Image, Status};
 use crate::patch::ImagePatch;
 use crate::store::{Location, Retrieved};
@@ -89,14 +89,14 @@ impl ImagesService {
             return Ok(None);
         };
         let declared = image.disk_format.as_deref().unwrap_or("raw");
-        if declared == to.disk_format() || declared == "iso" {
+        if declared == to.as_str() || declared == "iso" {
             return Ok(None);
         }
-        let from = Format::from_disk_format(declared).ok_or_else(|| {
+        let from = convert::convertible(declared).ok_or_else(|| {
             Error::BadRequest(format!(
                 "Image import converts to {to} (image_conversion plugin), but glint cannot \
                  convert from disk_format {declared}; it converts {}",
-                Format::names()
+                convert::names()
             ))
         })?;
         Ok(Some((from, to)))
@@ -132,7 +132,7 @@ impl ImagesService {
             }
         };
         let formats = ImagePatch {
-            disk_format: Some(Some(to.disk_format().to_string())),
+            disk_format: Some(Some(to.as_str().to_string())),
             container_format: Some(Some("bare".to_string())),
             ..Default::default()
         };
@@ -159,7 +159,7 @@ impl ImagesService {
 /// `converted_from` = the source's id. Who may see it (`is_public`), `protected` and the owner
 /// are the request's (the caller's), never the source's.
 pub(super) fn converted_patch(source: &Image, mut request: ImagePatch, to: Format) -> ImagePatch {
-    request.disk_format = Some(Some(to.disk_format().to_string()));
+    request.disk_format = Some(Some(to.as_str().to_string()));
     request.name.get_or_insert_with(|| source.name.clone());
     request
         .container_format

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{parse, ConfigError, RawConfig};
-use crate::convert::{Format, Limits, Options};
+use crate::convert::{self, Limits, Options};
 
 /// Options of `[image_conversion]` and `[image_import_opts]`, for [`super::raw`].
 pub(super) const OPTIONS: &[&str] = &[
@@ -25,8 +25,8 @@ pub(super) fn resolve(raw: &RawConfig, data_dir: &Path) -> Result<Options, Confi
         raw,
         "output_format",
         "raw",
-        &format!("one of {}", Format::names()),
-        Format::from_disk_format,
+        &format!("one of {}", convert::names()),
+        convert::convertible,
     )?;
     let plugins = parse(
         raw,
@@ -95,6 +95,7 @@ fn parse_plugins(v: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::Format;
 
     fn resolved(pairs: &[(&str, &str)]) -> Result<Options, ConfigError> {
         let mut raw = RawConfig::default();

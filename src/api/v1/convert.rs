@@ -13,7 +13,7 @@ use crate::api::images::ImagesService;
 use crate::api::request::has_body;
 use crate::api::Error;
 use crate::auth::Context;
-use crate::convert::Format;
+use crate::convert::{self, Format};
 use crate::http::body::Body;
 use crate::model::{parse_image_id, Image, Status};
 
@@ -73,13 +73,13 @@ fn target_format(disk_format: Option<&Option<String>>) -> Result<Format, Error> 
         return Err(Error::BadRequest(format!(
             "x-glint-convert-from needs x-image-meta-disk_format, the format to convert to (one \
              of {})",
-            Format::names()
+            convert::names()
         )));
     };
-    Format::from_disk_format(name).ok_or_else(|| {
+    convert::convertible(name).ok_or_else(|| {
         Error::BadRequest(format!(
             "Cannot convert to disk_format {name}; glint converts to {}",
-            Format::names()
+            convert::names()
         ))
     })
 }
@@ -110,11 +110,11 @@ fn convertible_source(source: &Image) -> Result<Format, Error> {
         )));
     }
     let declared = source.disk_format.as_deref().unwrap_or("");
-    Format::from_disk_format(declared).ok_or_else(|| {
+    convert::convertible(declared).ok_or_else(|| {
         Error::BadRequest(format!(
             "Cannot convert image {} of disk_format {declared}; glint converts {}",
             source.id,
-            Format::names()
+            convert::names()
         ))
     })
 }
