@@ -331,6 +331,13 @@ fn open_stores(config: &Config) -> Result<Stores, ServeError> {
         }
     })?;
     let http = store::http_client::new(&config.trust_roots).map_err(ServeError::Tls)?;
+    if let Some(s3) = &config.s3 {
+        // Spooled parts have no name once created; only a crash in that instant leaves one.
+        store::spool::clear(&s3.spool_dir).map_err(|source| ServeError::DataDir {
+            path: s3.spool_dir.clone(),
+            source,
+        })?;
+    }
     let s3 = config
         .s3
         .clone()

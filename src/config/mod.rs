@@ -136,6 +136,7 @@ impl Config {
                 None => data_dir.join("images"),
             },
             conversion: conversion::resolve(raw, &data_dir)?,
+            s3: stores::resolve_s3(raw, &data_dir)?,
             data_dir,
             image_size_cap: parse(
                 raw,
@@ -148,7 +149,6 @@ impl Config {
             image_member_quota: quota(raw, "image_member_quota")?,
             public_endpoint: public_endpoint(raw)?,
             registry_url: registry_url(raw, registry_port)?,
-            s3: stores::resolve_s3(raw)?,
             swift: stores::resolve_swift(raw)?,
             trust_roots: trust_roots(raw)?,
             log_level: log_level(raw)?,

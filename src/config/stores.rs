@@ -1,11 +1,17 @@
 //! The store options: the S3 and Swift settings, each present when its endpoint option is set
 //! and then complete.
 
+use std::path::Path;
+
 use super::{parse, parse_bool, required, ConfigError, RawConfig};
 use crate::store::{S3Config, SwiftAuth, SwiftConfig};
 
-/// The S3 store's settings: present when `s3_store_host` is set, and then complete.
-pub(super) fn resolve_s3(raw: &RawConfig) -> Result<Option<S3Config>, ConfigError> {
+/// The S3 store's settings: present when `s3_store_host` is set, and then complete. Parts of
+/// uploads of unknown size are spooled under `data_dir`.
+pub(super) fn resolve_s3(
+    raw: &RawConfig,
+    data_dir: &Path,
+) -> Result<Option<S3Config>, ConfigError> {
     let Some(host) = raw.get("s3_store_host").map(|s| s.value.trim().to_string()) else {
         return Ok(None);
     };
@@ -58,6 +64,7 @@ pub(super) fn resolve_s3(raw: &RawConfig) -> Result<Option<S3Config>, ConfigErro
         )?,
         multipart_threshold: mb("s3_store_large_object_size", "100", 0)?,
         part_size: mb("s3_store_large_object_chunk_size", "10", 5)?,
+        spool_dir: data_dir.join("spool"),
     }))
 }
 

@@ -164,6 +164,42 @@ pub fn send_full(
     Ok(start(http, request, what))
 }
 
+/// Starts the request of `builder` with the `len` bytes of `source` as its body, fed from a task
+/// of its own, answered later through [`Sending`]. A source that fails or ends short aborts the
+/// request, which then answers with an error.
+pub fn send_owned<S: DataSource + 'static>(
+    http: &HttpClient,
+    builder: hyper::http::request::Builder,
+    mut source: S,
+    len: u64,
+    what: &'static str,
+) -> Result<Sending, Error> {
+    let (mut sender, body) = channel_body();
+    let sending = start(
+        http,
+        build(builder.header(CONTENT_LENGTH, len), body, what)?,
+        what,
+    );
+    tokio::spawn(async move {
+        loop {
+            match source.next_chunk().await {
+                Ok(Some(chunk)) => {
+                    if sender.send_data(chunk).await.is_err() {
+                        // The request ended early; its own answer says why.
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    sender.abort(e.to_string().into());
+                    return;
+                }
+            }
+        }
+    });
+    Ok(sending)
+}
+
 /// How much of an upload a streamed request carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Span {

@@ -9,6 +9,7 @@ pub mod http;
 pub mod http_client;
 pub mod location;
 pub mod s3;
+pub mod spool;
 pub mod swift;
 
 use std::fmt;

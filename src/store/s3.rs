@@ -2,11 +2,13 @@
 //! `rusty-s3`'s sans-IO signer, requests through the hyper client. An upload of known size below
 //! the multipart threshold is streamed as one sized PUT; a larger one goes as a multipart upload
 //! whose parts are streamed from the upload with their exact lengths, so memory does not grow with
-//! the part size. An upload of unknown size is cut into parts read into memory first (S3 needs a
-//! part's length up front): at most two parts, one uploading and one filling. A multipart upload
+//! the part size. An upload of unknown size is cut into parts spooled to unlinked files in the
+//! data directory first (S3 needs a part's length up front; [`super::spool`]): at most two, one
+//! uploading and one filling, and none of it in memory. A multipart upload
 //! is aborted on any failure. Credentials come from the configuration (or the location) and never
 //! appear in a location, an error message or a log line.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use tokio::task::JoinHandle;
 
 use super::http_client::{self, HttpClient, OutBody, Span};
+use super::spool::Spooled;
 use super::{ByteRange, DataSource, Error, Location, Metered, Retrieved};
 
 /// How long a signed request stays valid.
@@ -49,6 +52,9 @@ pub struct S3Config {
     pub multipart_threshold: u64,
     /// Size of each multipart part, in bytes (at least [`MIN_PART_SIZE`]).
     pub part_size: u64,
+    /// Where the parts of uploads of unknown size wait until their length is known
+    /// (`<data dir>/spool`).
+    pub spool_dir: PathBuf,
 }
 
 /// Where an object lives: endpoint, bucket and key, plus credentials if the location carried any.
@@ -189,7 +195,7 @@ impl S3 {
     }
 
     /// A multipart upload: of parts streamed straight from the upload when its size is known,
-    /// otherwise of parts filled in memory first (S3 needs each part's length up front).
+    /// otherwise of parts spooled to disk first (S3 needs each part's length up front).
     async fn put_multipart<S: DataSource>(
         &self,
         key: &str,
@@ -199,12 +205,12 @@ impl S3 {
         let (parts, first) = match source.size_hint() {
             Some(size) => (Parts::streamed(size, part_size), None),
             None => {
-                let first = source.fill(part_size as usize).await?;
-                if (first.len() as u64) < part_size {
-                    // The whole image fits in one part: a single PUT of the buffer.
-                    return self.put_buffer(key, first.freeze()).await;
+                let first = Spooled::fill(&self.config.spool_dir, source, part_size).await?;
+                if first.len() < part_size {
+                    // The whole image fits in one part: a single PUT of the spooled part.
+                    return self.put_spooled(key, first).await;
                 }
-                (Parts::Buffered { part_size }, Some(first.freeze()))
+                (Parts::Spooled { part_size }, Some(first))
             }
         };
         let url = self
@@ -256,7 +262,7 @@ impl S3 {
         key: &str,
         upload_id: &str,
         parts: Parts,
-        mut buffered: Option<Bytes>,
+        mut spooled: Option<Spooled>,
         source: &mut Metered<'_, S>,
     ) -> Result<(), Error> {
         let mut etags: Vec<String> = Vec::new();
@@ -279,9 +285,12 @@ impl S3 {
                             .await?
                             .0
                     }
-                    Parts::Buffered { .. } => {
-                        let data = buffered.take().unwrap_or_default();
-                        http_client::send_full(&self.http, request, data, "S3")?
+                    Parts::Spooled { .. } => {
+                        let part = spooled.take().ok_or_else(|| {
+                            Error::Backend(format!("S3 part {number} of {key} was not spooled"))
+                        })?;
+                        let len = part.len();
+                        http_client::send_owned(&self.http, request, part, len, "S3")?
                     }
                 };
                 if let Some(previous) = in_flight.take() {
@@ -294,12 +303,12 @@ impl S3 {
                     }
                     break;
                 }
-                if let Parts::Buffered { part_size } = parts {
-                    let data = source.fill(part_size as usize).await?;
-                    if data.is_empty() {
+                if let Parts::Spooled { part_size } = parts {
+                    let part = Spooled::fill(&self.config.spool_dir, source, part_size).await?;
+                    if part.is_empty() {
                         break;
                     }
-                    buffered = Some(data.freeze());
+                    spooled = Some(part);
                 }
             }
             if let Some(last) = in_flight.take() {
@@ -333,21 +342,19 @@ impl S3 {
         Ok(())
     }
 
-    async fn put_buffer(&self, key: &str, data: Bytes) -> Result<(), Error> {
+    async fn put_spooled(&self, key: &str, part: Spooled) -> Result<(), Error> {
         let url = self
             .bucket
             .put_object(Some(&self.credentials), key)
             .sign(SIGNATURE_TTL);
-        let len = data.len() as u64;
-        let (status, body) = self
-            .call(
-                Method::PUT,
-                url.as_str(),
-                http_client::full(data),
-                Some(len),
-            )
+        let request = Request::builder().method(Method::PUT).uri(url.as_str());
+        let len = part.len();
+        let response = http_client::send_owned(&self.http, request, part, len, "S3")?
+            .answer()
             .await?;
+        let status = response.status();
         if !status.is_success() {
+            let body = http_client::answer_text(response).await;
             return Err(self.failure("uploading the object", status, &body));
         }
         Ok(())
@@ -521,8 +528,8 @@ enum Parts {
         /// How many parts.
         count: u16,
     },
-    /// An unknown size: each part is read into memory first to learn its length.
-    Buffered {
+    /// An unknown size: each part is spooled to disk first to learn its length.
+    Spooled {
         /// Bytes per part (the last may be shorter).
         part_size: u64,
     },
@@ -546,7 +553,7 @@ impl Parts {
     fn count(&self) -> Option<u16> {
         match self {
             Parts::Streamed { count, .. } => Some(*count),
-            Parts::Buffered { .. } => None,
+            Parts::Spooled { .. } => None,
         }
     }
 }

@@ -20,7 +20,7 @@ impl RealStore for S3Direct {
     // The configuration makes S3 the default store.
     const DEFAULT_HEADERS: &'static [(&'static str, &'static str)] = &[];
     const CREATE_OPTION: &'static str = "s3_store_create_bucket_on_put";
-    const BIG_UPLOADS: &'static [(u64, bool)] = &[(4, false)];
+    const BIG_UPLOADS: &'static [(u64, bool)] = &[(4, false), (5, true)];
     const PUT_CHUNKED: bool = false;
     const CHECKS_LOCATION_SECRET: bool = true;
     type Env = S3Env;
