@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures the Registry API over HTTP: seeds N images, starts `glint registry` and the minimal
 # hyper baseline (examples/minimal_hyper.rs) on loopback, runs wrk against both, and prints the
-# req/s of each and the ratio GET /images/{id} / baseline. Both servers are stopped on exit.
+# req/s of each, the ratio GET /images/{id} / baseline, and glint's RSS once open and at its peak
+# (VmHWM) under that load, against the 64 MiB goal. Both servers are stopped on exit.
 #
 # Usage: benches/wrk/run.sh
 # Environment (all optional):
@@ -80,6 +81,7 @@ started=$(date +%s.%N)
     2>"$work/glint.log" &
 pids+=($!)
 registry_url=$(wait_for_url "$work/glint.log" "listening on" "${pids[-1]}" 300)
+rss_open=$(awk '/^VmRSS/ { print $2 }' "/proc/${pids[-1]}/status")
 say "glint registry at $registry_url (ready $(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s after start)"
 "$bin/examples/minimal_hyper" --port 0 2>"$work/baseline.log" &
 pids+=($!)
@@ -140,4 +142,6 @@ row "GET /images/detail?name=$name (10 hits)" detail_name
 echo "ratio get_by_id / baseline (one id):      $(ratio "${rps[get_by_id]}" "${rps[baseline]}")   (target >= 60%)"
 echo "ratio get_by_id / baseline (10 000 ids):  $(ratio "${rps[get_by_id_ids]}" "${rps[baseline_ids]}")   (target >= 60%)"
 echo "ratio detail?name / baseline:             $(ratio "${rps[detail_name]}" "${rps[baseline]}")"
+peak_kib=$(awk '/^VmHWM/ { print $2 }' "/proc/$registry_pid/status")
+echo "glint registry RSS: $((rss_open / 1024)) MiB once open, peak $((peak_kib / 1024)) MiB under the runs above   (target <= 64 MiB)"
 echo "CPU per request, baseline / get_by_id:    $(ratio "${cpu[baseline]}" "${cpu[get_by_id]}") (one id), $(ratio "${cpu[baseline_ids]}" "${cpu[get_by_id_ids]}") (10 000 ids)"

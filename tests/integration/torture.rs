@@ -1,4 +1,5 @@
-//! Crash torture (issue 15): `glint serve` under a writer load — creates, uploads with and
+//! Crash torture (issue 15): `glint serve` (or, in the split shape, `glint api` before a
+//! `glint registry` that stays up) under a writer load — creates, uploads with and
 //! without `Content-Length`, metadata updates, member changes, deletes — killed with SIGKILL at
 //! a random instant, restarted over the same data directory, and checked against what the
 //! clients were told, round after round:
@@ -8,7 +9,11 @@
 //!   came may or may not have happened, and nothing else did;
 //! * no image is left `saving`, and no file is in the store but the data of active images;
 //! * the registry's records, indexes and memberships agree (the full check of
-//!   `Registry::check`, run on the database while no process has it open).
+//!   `Registry::check`, run on the database while no process has it open; `glint serve` only,
+//!   since in the split shape the registry lives on).
+//!
+//! In the split shape the API process must settle its own interrupted uploads through the
+//! Registry API, from its own journal, while the registry never stopped.
 //!
 //! `GLINT_TORTURE_ROUNDS` (default 4) and `GLINT_TORTURE_MAX_MIB` (largest upload, default 4)
 //! size it; `scripts/torture.sh` runs the long version (100 rounds, uploads up to 50 MiB) and
@@ -340,12 +345,22 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 #[test]
 fn sigkill_at_random_instants_under_load_loses_nothing_acknowledged() {
+    torture(Shape::Serve);
+}
+
+#[test]
+fn sigkill_of_glint_api_beside_a_live_registry_loses_nothing_acknowledged() {
+    torture(Shape::Split);
+}
+
+/// Rounds of load, SIGKILL of the API process, restart and checks, in `shape`.
+fn torture(shape: Shape) {
     let rounds = env_number("GLINT_TORTURE_ROUNDS", 4);
     let max_len = env_number("GLINT_TORTURE_MAX_MIB", 4) << 20;
     let clients = 4;
     let seed = fresh_seed();
     let mut rng = Rng(seed);
-    let mut srv = ImageServer::start(Shape::Serve, &[]);
+    let mut srv = ImageServer::start(shape, &[]);
     let data_dir = srv.images_dir().parent().unwrap().to_path_buf();
     let mut books: Vec<BTreeMap<String, Expected>> = vec![BTreeMap::new(); clients];
     let mut tally = Tally::default();
@@ -385,7 +400,7 @@ fn sigkill_at_random_instants_under_load_loses_nothing_acknowledged() {
         }
 
         // The database as the dead process left it: records and indexes agree.
-        {
+        if shape == Shape::Serve {
             let registry = glint::registry::Registry::open(&data_dir.join("registry")).unwrap();
             let report = registry.check().unwrap();
             assert!(
@@ -418,7 +433,7 @@ fn sigkill_at_random_instants_under_load_loses_nothing_acknowledged() {
     }
     let images: usize = books.iter().map(BTreeMap::len).sum();
     eprintln!(
-        "torture: {rounds} rounds in {:.0?}, {} requests, {} acknowledged ({} MiB of data), {images} images, lost: 0",
+        "torture ({shape:?}): {rounds} rounds in {:.0?}, {} requests, {} acknowledged ({} MiB of data), {images} images, lost: 0",
         started.elapsed(),
         tally.requests,
         tally.acknowledged,
