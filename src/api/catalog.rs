@@ -1,6 +1,10 @@
 //! Where the Images API finds image records: the registry in the same process (`glint serve`), or
 //! a remote registry over the Registry API (`glint api --registry-url`). Both answer with the
 //! same typed errors, so the handlers cannot tell them apart.
+//!
+//! A remote call's future (an HTTP exchange) is boxed: inline, it would make the future of every
+//! request several KiB larger, and hyper moves that future into place for each request, local
+//! registry or not.
 
 use std::sync::Arc;
 
@@ -26,7 +30,7 @@ impl Catalog {
     pub async fn get(&self, id: &Uuid) -> Result<Image, Error> {
         match self {
             Catalog::Local(r) => r.get(id),
-            Catalog::Remote(c) => Ok(c.get(id).await?),
+            Catalog::Remote(c) => Ok(Box::pin(c.get(id)).await?),
         }
     }
 
@@ -37,7 +41,7 @@ impl Catalog {
             Catalog::Remote(c) => {
                 let mut patch = patch;
                 patch.status = patch.status.or(Some(default_status));
-                Ok(c.create(&patch).await?)
+                Ok(Box::pin(c.create(&patch)).await?)
             }
         }
     }
@@ -51,7 +55,7 @@ impl Catalog {
     ) -> Result<Image, Error> {
         match self {
             Catalog::Local(r) => r.update(id, patch, options).await,
-            Catalog::Remote(c) => Ok(c.update(id, &patch, options).await?),
+            Catalog::Remote(c) => Ok(Box::pin(c.update(id, &patch, options)).await?),
         }
     }
 
@@ -59,7 +63,7 @@ impl Catalog {
     pub async fn delete(&self, id: &Uuid) -> Result<Image, Error> {
         match self {
             Catalog::Local(r) => r.delete(id).await,
-            Catalog::Remote(c) => Ok(c.delete(id).await?),
+            Catalog::Remote(c) => Ok(Box::pin(c.delete(id)).await?),
         }
     }
 
@@ -67,7 +71,7 @@ impl Catalog {
     pub async fn members(&self, id: &Uuid) -> Result<Vec<Member>, Error> {
         match self {
             Catalog::Local(r) => r.members(id),
-            Catalog::Remote(c) => Ok(c.members(id).await?),
+            Catalog::Remote(c) => Ok(Box::pin(c.members(id)).await?),
         }
     }
 
@@ -75,7 +79,7 @@ impl Catalog {
     pub async fn image_members(&self, id: &Uuid) -> Result<Vec<ImageMember>, Error> {
         match self {
             Catalog::Local(r) => r.image_members(id),
-            Catalog::Remote(c) => Ok(c.image_members(id).await?),
+            Catalog::Remote(c) => Ok(Box::pin(c.image_members(id)).await?),
         }
     }
 
@@ -88,7 +92,7 @@ impl Catalog {
     ) -> Result<ImageMember, Error> {
         match self {
             Catalog::Local(r) => r.set_member_status(id, member, status).await,
-            Catalog::Remote(c) => Ok(c.set_member_status(id, member, status).await?),
+            Catalog::Remote(c) => Ok(Box::pin(c.set_member_status(id, member, status)).await?),
         }
     }
 
@@ -100,7 +104,7 @@ impl Catalog {
     ) -> Result<(), Error> {
         match self {
             Catalog::Local(r) => r.replace_members(id, members).await,
-            Catalog::Remote(c) => Ok(c.replace_members(id, members).await?),
+            Catalog::Remote(c) => Ok(Box::pin(c.replace_members(id, members)).await?),
         }
     }
 
@@ -113,7 +117,7 @@ impl Catalog {
     ) -> Result<(), Error> {
         match self {
             Catalog::Local(r) => r.add_member(id, member, can_share).await,
-            Catalog::Remote(c) => Ok(c.add_member(id, member, can_share).await?),
+            Catalog::Remote(c) => Ok(Box::pin(c.add_member(id, member, can_share)).await?),
         }
     }
 
@@ -121,7 +125,7 @@ impl Catalog {
     pub async fn remove_member(&self, id: &Uuid, member: &str) -> Result<(), Error> {
         match self {
             Catalog::Local(r) => r.remove_member(id, member).await,
-            Catalog::Remote(c) => Ok(c.remove_member(id, member).await?),
+            Catalog::Remote(c) => Ok(Box::pin(c.remove_member(id, member)).await?),
         }
     }
 
@@ -129,7 +133,7 @@ impl Catalog {
     pub async fn shared_images(&self, member: &str) -> Result<Vec<SharedImage>, Error> {
         match self {
             Catalog::Local(r) => r.shared_images(member),
-            Catalog::Remote(c) => Ok(c.shared_images(member).await?),
+            Catalog::Remote(c) => Ok(Box::pin(c.shared_images(member)).await?),
         }
     }
 
@@ -137,9 +141,10 @@ impl Catalog {
     pub async fn list_v2(&self, query: &ListQuery, raw_query: &str) -> Result<Vec<Image>, Error> {
         match self {
             Catalog::Local(r) => r.list(query),
-            Catalog::Remote(c) => Ok(c
-                .list_v2(raw_query, viewer_headers(query).as_ref().map(pair))
-                .await?),
+            Catalog::Remote(c) => {
+                let viewer = viewer_headers(query);
+                Ok(Box::pin(c.list_v2(raw_query, viewer.as_ref().map(pair))).await?)
+            }
         }
     }
 
@@ -148,9 +153,10 @@ impl Catalog {
     pub async fn list(&self, query: &ListQuery, raw_query: &str) -> Result<Vec<Image>, Error> {
         match self {
             Catalog::Local(r) => r.list(query),
-            Catalog::Remote(c) => Ok(c
-                .list_for(raw_query, viewer_headers(query).as_ref().map(pair))
-                .await?),
+            Catalog::Remote(c) => {
+                let viewer = viewer_headers(query);
+                Ok(Box::pin(c.list_for(raw_query, viewer.as_ref().map(pair))).await?)
+            }
         }
     }
 }

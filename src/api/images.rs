@@ -203,7 +203,7 @@ impl ImagesService {
             match req.uri().path() {
                 health::HEALTHCHECK_PATH => {
                     *name = "healthcheck";
-                    return Ok(self.healthcheck(req.method()).await);
+                    return Ok(Box::pin(self.healthcheck(req.method())).await);
                 }
                 health::METRICS_PATH => {
                     *name = "metrics";
@@ -238,7 +238,7 @@ impl ImagesService {
             // The versions document is for everyone, as Glance's unauthenticated pipeline.
             return self.versions(&req, multiple_choices);
         }
-        let ctx = self.context(req.headers()).await?;
+        let ctx = Box::pin(self.context(req.headers())).await?;
         let ctx = &ctx;
         match route {
             ApiRoute::V2(route) => self.v2(ctx, route, req).await,

@@ -26,35 +26,37 @@ impl ImagesService {
     ) -> Result<Response<Body>, Error> {
         match route {
             ApiRoute::Versions { .. } | ApiRoute::V2(_) => Err(Error::NoSuchRoute),
-            ApiRoute::List => self.list(ctx, &req, false).await,
-            ApiRoute::Detail => self.list(ctx, &req, true).await,
-            ApiRoute::Head(id) => self.head(ctx, id, req.headers()).await,
-            ApiRoute::Download(id) => self.download(ctx, id, req.headers()).await,
+            ApiRoute::List => Box::pin(self.list(ctx, &req, false)).await,
+            ApiRoute::Detail => Box::pin(self.list(ctx, &req, true)).await,
+            ApiRoute::Head(id) => Box::pin(self.head(ctx, id, req.headers())).await,
+            ApiRoute::Download(id) => Box::pin(self.download(ctx, id, req.headers())).await,
             ApiRoute::Create => {
                 let (parts, body) = req.into_parts();
                 let mut body = RequestBody::new(body);
-                let result = self.create(ctx, &parts.headers, &mut body).await;
-                body.answer(&parts.headers, result).await
+                let result = Box::pin(self.create(ctx, &parts.headers, &mut body)).await;
+                Box::pin(body.answer(&parts.headers, result)).await
             }
             ApiRoute::Update(id) => {
                 let id = id.to_string();
                 let (parts, body) = req.into_parts();
                 let mut body = RequestBody::new(body);
-                let result = self.update(ctx, &id, &parts.headers, &mut body).await;
-                body.answer(&parts.headers, result).await
+                let result = Box::pin(self.update(ctx, &id, &parts.headers, &mut body)).await;
+                Box::pin(body.answer(&parts.headers, result)).await
             }
-            ApiRoute::Delete(id) => self.delete(ctx, id).await,
-            ApiRoute::ListMembers(id) => self.list_members(ctx, id).await,
+            ApiRoute::Delete(id) => Box::pin(self.delete(ctx, id)).await,
+            ApiRoute::ListMembers(id) => Box::pin(self.list_members(ctx, id)).await,
             ApiRoute::ReplaceMembers(id) => {
                 let id = id.to_string();
-                self.replace_members(ctx, &id, req.into_body()).await
+                Box::pin(self.replace_members(ctx, &id, req.into_body())).await
             }
             ApiRoute::AddMember(id, member) => {
                 let (id, member) = (id.to_string(), member.to_string());
-                self.add_member(ctx, &id, &member, req.into_body()).await
+                Box::pin(self.add_member(ctx, &id, &member, req.into_body())).await
             }
-            ApiRoute::RemoveMember(id, member) => self.remove_member(ctx, id, member).await,
-            ApiRoute::SharedImages(member) => self.shared_images(ctx, member).await,
+            ApiRoute::RemoveMember(id, member) => {
+                Box::pin(self.remove_member(ctx, id, member)).await
+            }
+            ApiRoute::SharedImages(member) => Box::pin(self.shared_images(ctx, member)).await,
         }
     }
 }

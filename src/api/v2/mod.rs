@@ -46,11 +46,11 @@ impl ImagesService {
                 let doc = schemas::schema(name).ok_or(Error::NoSuchRoute)?;
                 json_response(StatusCode::OK, &doc)
             }
-            List => self.v2_list(ctx, &req).await,
+            List => Box::pin(self.v2_list(ctx, &req)).await,
             Create => {
                 let base = self.base_url(req.headers());
                 let body = read_small_body(req.into_body()).await?;
-                self.v2_create(ctx, &base, &body).await
+                Box::pin(self.v2_create(ctx, &base, &body)).await
             }
             Show(id) => {
                 let image = self.load_v2(ctx, id).await?;
@@ -61,40 +61,40 @@ impl ImagesService {
                 let id = id.to_string();
                 check_patch_type(&req)?;
                 let body = read_small_body(req.into_body()).await?;
-                self.v2_update(ctx, &id, &body).await
+                Box::pin(self.v2_update(ctx, &id, &body)).await
             }
-            Delete(id) => self.v2_delete(ctx, id).await,
-            AddTag(id, tag) => self.v2_add_tag(ctx, id, tag).await,
-            RemoveTag(id, tag) => self.v2_remove_tag(ctx, id, tag).await,
-            Deactivate(id) => self.v2_deactivate(ctx, id).await,
-            Reactivate(id) => self.v2_reactivate(ctx, id).await,
+            Delete(id) => Box::pin(self.v2_delete(ctx, id)).await,
+            AddTag(id, tag) => Box::pin(self.v2_add_tag(ctx, id, tag)).await,
+            RemoveTag(id, tag) => Box::pin(self.v2_remove_tag(ctx, id, tag)).await,
+            Deactivate(id) => Box::pin(self.v2_deactivate(ctx, id)).await,
+            Reactivate(id) => Box::pin(self.v2_reactivate(ctx, id)).await,
             Upload(id) => {
                 let id = id.to_string();
-                self.v2_upload(ctx, &id, req).await
+                Box::pin(self.v2_upload(ctx, &id, req)).await
             }
-            Download(id) => self.v2_download(ctx, id, req.headers()).await,
+            Download(id) => Box::pin(self.v2_download(ctx, id, req.headers())).await,
             Stage(id) => {
                 let id = id.to_string();
-                self.v2_stage(ctx, &id, req).await
+                Box::pin(self.v2_stage(ctx, &id, req)).await
             }
             Import(id) => {
                 let id = id.to_string();
                 let body = read_small_body(req.into_body()).await?;
-                self.v2_import(ctx, &id, &body).await
+                Box::pin(self.v2_import(ctx, &id, &body)).await
             }
-            ListMembers(id) => self.v2_members(ctx, id).await,
+            ListMembers(id) => Box::pin(self.v2_members(ctx, id)).await,
             AddMember(id) => {
                 let id = id.to_string();
                 let body = read_small_body(req.into_body()).await?;
-                self.v2_add_member(ctx, &id, &body).await
+                Box::pin(self.v2_add_member(ctx, &id, &body)).await
             }
-            ShowMember(id, member) => self.v2_member(ctx, id, member).await,
+            ShowMember(id, member) => Box::pin(self.v2_member(ctx, id, member)).await,
             UpdateMember(id, member) => {
                 let (id, member) = (id.to_string(), member.to_string());
                 let body = read_small_body(req.into_body()).await?;
-                self.v2_update_member(ctx, &id, &member, &body).await
+                Box::pin(self.v2_update_member(ctx, &id, &member, &body)).await
             }
-            RemoveMember(id, member) => self.v2_remove_member(ctx, id, member).await,
+            RemoveMember(id, member) => Box::pin(self.v2_remove_member(ctx, id, member)).await,
             ImportInfo => json_response(
                 StatusCode::OK,
                 &json!({"import-methods": {
