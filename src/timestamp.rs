@@ -114,9 +114,44 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The text [`Display`](fmt::Display) writes, in a fixed buffer and without the formatting
+    /// machinery (every record shown formats two or three); `None` outside the years 0–9999,
+    /// whose text is not 26 bytes long.
+    pub fn glance_bytes(&self) -> Option<[u8; 26]> {
+        let days = self.0.div_euclid(MICROS_PER_SEC * SECS_PER_DAY);
+        let rem = self.0.rem_euclid(MICROS_PER_SEC * SECS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        if !(0..=9999).contains(&y) {
+            return None;
+        }
+        let secs = rem / MICROS_PER_SEC;
+        let mut out = *b"0000-00-00T00:00:00.000000";
+        let mut put = |at: usize, width: usize, mut value: i64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, y);
+        put(5, 2, m);
+        put(8, 2, d);
+        put(11, 2, secs / 3600);
+        put(14, 2, secs / 60 % 60);
+        put(17, 2, secs % 60);
+        put(20, 6, rem % MICROS_PER_SEC);
+        Some(out)
+    }
+}
+
 impl fmt::Display for Timestamp {
     /// Glance's format: `%Y-%m-%dT%H:%M:%S.%f`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.glance_bytes() {
+            if let Ok(text) = std::str::from_utf8(&text) {
+                return f.write_str(text);
+            }
+        }
         let days = self.0.div_euclid(MICROS_PER_SEC * SECS_PER_DAY);
         let rem = self.0.rem_euclid(MICROS_PER_SEC * SECS_PER_DAY);
         let (y, m, d) = civil_from_days(days);
@@ -258,6 +293,39 @@ mod tests {
             Timestamp::from_micros(-1).to_string(),
             "1969-12-31T23:59:59.999999"
         );
+    }
+
+    #[test]
+    fn the_fixed_buffer_text_is_the_formatted_text() {
+        let formatted = |t: Timestamp| {
+            let days = t.0.div_euclid(MICROS_PER_SEC * SECS_PER_DAY);
+            let rem = t.0.rem_euclid(MICROS_PER_SEC * SECS_PER_DAY);
+            let (y, m, d) = civil_from_days(days);
+            let secs = rem / MICROS_PER_SEC;
+            format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60,
+                rem % MICROS_PER_SEC
+            )
+        };
+        let year_10000 = Timestamp::parse("9999-12-31T23:59:59.999999").unwrap().0 + 1;
+        let year_0 = Timestamp::parse("0000-01-01T00:00:00").unwrap().0;
+        for micros in [0, -1, 1, 1_462_916_115_123_456, year_0, year_10000 - 1]
+            .into_iter()
+            .chain((0..2000).map(|i| i * 86_399_999_937 + 12_345))
+        {
+            let t = Timestamp::from_micros(micros);
+            let fast = t.glance_bytes().expect("a year within 0-9999");
+            assert_eq!(std::str::from_utf8(&fast).unwrap(), formatted(t));
+            assert_eq!(t.to_string(), formatted(t));
+        }
+        for micros in [year_10000, year_0 - 1, i64::MIN / 2, i64::MAX / 2] {
+            let t = Timestamp::from_micros(micros);
+            assert_eq!(t.glance_bytes(), None, "{micros}");
+            assert_eq!(t.to_string(), formatted(t));
+        }
     }
 
     #[test]

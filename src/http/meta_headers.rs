@@ -11,6 +11,7 @@ use crate::model::{
 };
 use crate::patch::ImagePatch;
 use crate::timestamp::Timestamp;
+use uuid::Uuid;
 
 /// Prefix of every metadata header.
 pub const META_PREFIX: &str = "x-image-meta-";
@@ -234,35 +235,70 @@ pub fn truthy(text: &str) -> bool {
 /// one header per property, never the location; plus `ETag` (the checksum in double quotes, as
 /// HTTP spells an entity-tag) when there is a checksum.
 pub fn encode_image_meta(image: &Image, headers: &mut HeaderMap) {
-    let bool_text = |b: bool| if b { "True" } else { "False" };
-    let mut put = |field: &str, value: Option<String>| {
-        if let Some(v) = value {
-            if let Ok(name) = HeaderName::from_bytes(format!("{META_PREFIX}{field}").as_bytes()) {
-                headers.insert(name, header_value(&v));
-            }
+    // Every HEAD and GET of an image writes these, so the names are constants (no formatting or
+    // parsing) and each value is made with at most one allocation.
+    const fn meta(name: &'static str) -> HeaderName {
+        HeaderName::from_static(name)
+    }
+    const ID: HeaderName = meta("x-image-meta-id");
+    const NAME: HeaderName = meta("x-image-meta-name");
+    const STATUS: HeaderName = meta("x-image-meta-status");
+    const SIZE: HeaderName = meta("x-image-meta-size");
+    const VIRTUAL_SIZE: HeaderName = meta("x-image-meta-virtual_size");
+    const DISK_FORMAT: HeaderName = meta("x-image-meta-disk_format");
+    const CONTAINER_FORMAT: HeaderName = meta("x-image-meta-container_format");
+    const CHECKSUM: HeaderName = meta("x-image-meta-checksum");
+    const IS_PUBLIC: HeaderName = meta("x-image-meta-is_public");
+    const PROTECTED: HeaderName = meta("x-image-meta-protected");
+    const DELETED: HeaderName = meta("x-image-meta-deleted");
+    const MIN_RAM: HeaderName = meta("x-image-meta-min_ram");
+    const MIN_DISK: HeaderName = meta("x-image-meta-min_disk");
+    const OWNER: HeaderName = meta("x-image-meta-owner");
+    const CREATED_AT: HeaderName = meta("x-image-meta-created_at");
+    const UPDATED_AT: HeaderName = meta("x-image-meta-updated_at");
+    const DELETED_AT: HeaderName = meta("x-image-meta-deleted_at");
+    let bool_value = |b: bool| HeaderValue::from_static(if b { "True" } else { "False" });
+    let text = |value: &Option<String>| value.as_deref().map(header_value);
+
+    headers.reserve(18 + image.properties.len());
+    let mut id = Uuid::encode_buffer();
+    headers.insert(
+        ID,
+        header_value(image.id.hyphenated().encode_lower(&mut id)),
+    );
+    let fields = [
+        (NAME, text(&image.name)),
+        (
+            STATUS,
+            Some(HeaderValue::from_static(image.status.as_str())),
+        ),
+        (SIZE, Some(HeaderValue::from(image.size))),
+        (VIRTUAL_SIZE, image.virtual_size.map(HeaderValue::from)),
+        (DISK_FORMAT, text(&image.disk_format)),
+        (CONTAINER_FORMAT, text(&image.container_format)),
+        (CHECKSUM, text(&image.checksum)),
+        (IS_PUBLIC, Some(bool_value(image.is_public))),
+        (PROTECTED, Some(bool_value(image.protected))),
+        (DELETED, Some(bool_value(image.deleted))),
+        (MIN_RAM, Some(HeaderValue::from(image.min_ram))),
+        (MIN_DISK, Some(HeaderValue::from(image.min_disk))),
+        (OWNER, text(&image.owner)),
+        (CREATED_AT, Some(timestamp_value(image.created_at))),
+        (UPDATED_AT, Some(timestamp_value(image.updated_at))),
+        (DELETED_AT, image.deleted_at.map(timestamp_value)),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            headers.insert(name, value);
         }
-    };
-    put("id", Some(image.id.to_string()));
-    put("name", image.name.clone());
-    put("status", Some(image.status.to_string()));
-    put("size", Some(image.size.to_string()));
-    put("virtual_size", image.virtual_size.map(|v| v.to_string()));
-    put("disk_format", image.disk_format.clone());
-    put("container_format", image.container_format.clone());
-    put("checksum", image.checksum.clone());
-    put("is_public", Some(bool_text(image.is_public).into()));
-    put("protected", Some(bool_text(image.protected).into()));
-    put("deleted", Some(bool_text(image.deleted).into()));
-    put("min_ram", Some(image.min_ram.to_string()));
-    put("min_disk", Some(image.min_disk.to_string()));
-    put("owner", image.owner.clone());
-    put("created_at", Some(image.created_at.to_string()));
-    put("updated_at", Some(image.updated_at.to_string()));
-    put("deleted_at", image.deleted_at.map(|t| t.to_string()));
+    }
     if !image.deleted {
+        let mut name = String::with_capacity(PROPERTY_PREFIX.len() + 32);
         for (key, value) in &image.properties {
             let Some(value) = value else { continue };
-            let name = format!("{PROPERTY_PREFIX}{}", key.to_ascii_lowercase());
+            name.clear();
+            name.push_str(PROPERTY_PREFIX);
+            name.extend(key.chars().map(|c| c.to_ascii_lowercase()));
             match HeaderName::from_bytes(name.as_bytes()) {
                 Ok(name) => {
                     headers.insert(name, header_value(value));
@@ -273,6 +309,14 @@ pub fn encode_image_meta(image: &Image, headers: &mut HeaderMap) {
     }
     if let Some(checksum) = &image.checksum {
         headers.insert(ETAG, header_value(&format!("\"{checksum}\"")));
+    }
+}
+
+/// A timestamp as a header value, in Glance's format.
+fn timestamp_value(at: Timestamp) -> HeaderValue {
+    match at.glance_bytes() {
+        Some(text) => HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("")),
+        None => header_value(&at.to_string()),
     }
 }
 
