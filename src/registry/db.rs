@@ -8,6 +8,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use uuid::Uuid;
 
+use super::decoded::DecodedCache;
 use super::keys;
 use super::Error;
 use crate::model::Image;
@@ -22,6 +23,8 @@ pub(super) struct Db {
     pub(super) images: sled::Tree,
     /// Secondary index entries (see [`keys`]).
     pub(super) index: sled::Tree,
+    /// Recently decoded records (see [`DecodedCache`]).
+    pub(super) decoded: DecodedCache,
     /// `image id ‖ member` → can_share (see `members.rs`).
     pub(super) members: sled::Tree,
     /// `member ‖ 0x00 ‖ image id` → can_share.
@@ -66,6 +69,7 @@ impl Db {
             space: None,
             images: db.open_tree("images")?,
             index: db.open_tree("index")?,
+            decoded: DecodedCache::new(),
             members: db.open_tree("members")?,
             shared: db.open_tree("shared")?,
             committer: Committer::start(db.clone())?,
@@ -108,9 +112,10 @@ impl Db {
     }
 
     pub(super) fn get(&self, id: &Uuid) -> Result<Option<Image>, Error> {
+        let key = keys::id_key(id);
         self.images
-            .get(keys::id_key(id))?
-            .map(|bytes| decode(&bytes))
+            .get(key)?
+            .map(|bytes| self.decoded.decode(&key, &bytes))
             .transpose()
     }
 

@@ -500,11 +500,11 @@ fn walk_primary(
         };
     let mut page = Vec::new();
     for entry in entries {
-        let (_, bytes) = entry?;
+        let (key, bytes) = entry?;
         reg.counters
             .records_read
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let image = super::db::decode(&bytes)?;
+        let image = reg.db.decoded.decode(&key, &bytes)?;
         if rows.keeps(&image) {
             page.push(image);
             if page.len() == query.limit {

@@ -3,6 +3,7 @@
 
 mod check;
 mod db;
+mod decoded;
 mod index;
 pub mod keys;
 pub mod members;
