@@ -28,9 +28,14 @@ pub(crate) fn json_response(
     value: &impl Serialize,
 ) -> Result<Response<Body>, Error> {
     let bytes = serde_json::to_vec(value).map_err(Error::Encode)?;
-    let mut resp = Response::new(full(bytes));
+    Ok(json_bytes_response(status, bytes))
+}
+
+/// A JSON response of JSON already written.
+pub(crate) fn json_bytes_response(status: StatusCode, json: Vec<u8>) -> Response<Body> {
+    let mut resp = Response::new(full(json));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(resp)
+    resp
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use super::json_out::Object;
 use super::json_patch::{Change, Op};
 use crate::model::{
     Image, Status, Visibility, CONTAINER_FORMATS, DISK_FORMATS, MAX_MIN_VALUE, MAX_NAME_LEN,
@@ -69,8 +70,41 @@ pub enum BodyError {
 
 /// `2016-05-10T21:41:41Z`: v2's time format (seconds, UTC, `Z`).
 pub fn v2_time(t: Timestamp) -> String {
-    let text = t.to_string();
-    format!("{}Z", &text[..text.len().min(19)])
+    V2Time::of(t).as_str().to_owned()
+}
+
+/// [`v2_time`] in a stack buffer, for the serializer of every image shown.
+struct V2Time {
+    text: [u8; 20],
+    /// Outside the years 0–9999 (see [`Timestamp::glance_bytes`]): the formatted text.
+    other: Option<String>,
+}
+
+impl V2Time {
+    fn of(t: Timestamp) -> V2Time {
+        let mut text = *b"0000-00-00T00:00:00Z";
+        match t.glance_bytes() {
+            Some(glance) => {
+                text[..19].copy_from_slice(&glance[..19]);
+                V2Time { text, other: None }
+            }
+            None => {
+                let glance = t.to_string();
+                let seconds = glance.split('.').next().unwrap_or(&glance);
+                V2Time {
+                    text,
+                    other: Some(format!("{seconds}Z")),
+                }
+            }
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match &self.other {
+            Some(other) => other,
+            None => std::str::from_utf8(&self.text).unwrap_or_default(),
+        }
+    }
 }
 
 /// Attributes the v2 object always carries; a custom property of the same name (possible through
@@ -100,55 +134,67 @@ const SHOWN: &[&str] = &[
     "schema",
 ];
 
-/// `image` as the v2 JSON object, serialised straight from the record (no intermediate
+/// `image` as the v2 JSON object, written straight from the record (no intermediate
 /// `serde_json::Value`: lists write 25 of these per page). Custom properties whose value is null
 /// (possible through v1) are left out, since v2's schema types them as strings.
 pub struct V2Image<'a>(pub &'a Image);
 
-impl serde::Serialize for V2Image<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
+impl V2Image<'_> {
+    /// Appends the JSON object to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         let image = self.0;
-        let mut map = serializer.serialize_map(None)?;
+        let mut map = Object::open(out);
         for (k, v) in &image.properties {
             if let Some(v) = v {
                 if !SHOWN.contains(&k.as_str()) {
-                    map.serialize_entry(k, v)?;
+                    map.any_str(k, v);
                 }
             }
         }
-        let id = image.id.to_string();
+        let mut id_buffer = uuid::Uuid::encode_buffer();
+        let id = &*image.id.hyphenated().encode_lower(&mut id_buffer);
         // An image without data has no size yet (v1 may have declared one, which is kept).
         let no_size = image.size == 0 && matches!(image.status, Status::Queued | Status::Uploading);
-        map.serialize_entry("id", &id)?;
-        map.serialize_entry("name", &image.name)?;
-        map.serialize_entry("status", image.status.as_str())?;
-        map.serialize_entry("visibility", image.visibility.as_str())?;
-        map.serialize_entry("protected", &image.protected)?;
-        map.serialize_entry("os_hidden", &image.os_hidden)?;
-        map.serialize_entry("checksum", &image.checksum)?;
-        map.serialize_entry("os_hash_algo", &image.os_hash_algo)?;
-        map.serialize_entry("os_hash_value", &image.os_hash_value)?;
-        map.serialize_entry("owner", &image.owner)?;
-        map.serialize_entry("size", &(!no_size).then_some(image.size))?;
-        map.serialize_entry("virtual_size", &image.virtual_size)?;
-        map.serialize_entry("min_ram", &image.min_ram)?;
-        map.serialize_entry("min_disk", &image.min_disk)?;
-        map.serialize_entry("disk_format", &image.disk_format)?;
-        map.serialize_entry("container_format", &image.container_format)?;
-        map.serialize_entry("created_at", &v2_time(image.created_at))?;
-        map.serialize_entry("updated_at", &v2_time(image.updated_at))?;
-        map.serialize_entry("tags", &image.tags)?;
-        map.serialize_entry("self", &format!("/v2/images/{id}"))?;
-        map.serialize_entry("file", &format!("/v2/images/{id}/file"))?;
-        map.serialize_entry("schema", "/v2/schemas/image")?;
-        map.end()
+        map.str("id", id);
+        map.opt_str("name", image.name.as_deref());
+        map.word("status", image.status.as_str());
+        map.word("visibility", image.visibility.as_str());
+        map.bool("protected", image.protected);
+        map.bool("os_hidden", image.os_hidden);
+        map.opt_str("checksum", image.checksum.as_deref());
+        map.opt_str("os_hash_algo", image.os_hash_algo.as_deref());
+        map.opt_str("os_hash_value", image.os_hash_value.as_deref());
+        map.opt_str("owner", image.owner.as_deref());
+        map.opt_u64("size", (!no_size).then_some(image.size));
+        map.opt_u64("virtual_size", image.virtual_size);
+        map.u64("min_ram", image.min_ram);
+        map.u64("min_disk", image.min_disk);
+        map.opt_str("disk_format", image.disk_format.as_deref());
+        map.opt_str("container_format", image.container_format.as_deref());
+        map.str("created_at", V2Time::of(image.created_at).as_str());
+        map.str("updated_at", V2Time::of(image.updated_at).as_str());
+        map.strs("tags", image.tags.iter().map(String::as_str));
+        let mut link = String::with_capacity(64);
+        link.push_str("/v2/images/");
+        link.push_str(id);
+        map.str("self", &link);
+        link.push_str("/file");
+        map.str("file", &link);
+        map.word("schema", "/v2/schemas/image");
+        map.close();
+    }
+
+    /// The JSON object as bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1024);
+        self.write_json(&mut out);
+        out
     }
 }
 
 /// The v2 JSON object of `image` as a value (see [`V2Image`]).
 pub fn encode(image: &Image) -> Value {
-    serde_json::to_value(V2Image(image)).unwrap_or(Value::Null)
+    serde_json::from_slice(&V2Image(image).to_json()).unwrap_or(Value::Null)
 }
 
 /// Decodes the body of `POST /v2/images` into a patch for a new image (status `queued`,
@@ -363,6 +409,21 @@ mod tests {
             .insert("os_distro".into(), Some("ubuntu".into()));
         img.properties.insert("from_v1".into(), None);
         img
+    }
+
+    /// v2 times are whole seconds with `Z`, in and outside the years 0–9999.
+    #[test]
+    fn v2_times_are_seconds_in_utc() {
+        let at = |micros| v2_time(Timestamp::from_micros(micros));
+        assert_eq!(at(1_462_916_115_123_456), "2016-05-10T21:35:15Z");
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        let year_10000 = Timestamp::parse("9999-12-31T23:59:59.999999").unwrap();
+        assert_eq!(v2_time(year_10000), "9999-12-31T23:59:59Z");
+        let later = Timestamp::from_micros(year_10000.as_micros() + 1_000_000);
+        assert_eq!(v2_time(later), "10000-01-01T00:00:00Z");
+        let json = encode(&image());
+        assert_eq!(json["created_at"], "1970-01-01T00:00:01Z");
+        assert_eq!(json["id"].as_str().unwrap().len(), 36);
     }
 
     #[test]

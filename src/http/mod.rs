@@ -5,6 +5,7 @@ pub mod body;
 pub mod conditional;
 pub mod image_json;
 pub mod image_v2;
+pub mod json_out;
 pub mod json_patch;
 pub mod members_json;
 pub mod meta_headers;

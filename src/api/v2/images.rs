@@ -9,10 +9,11 @@ use crate::api::access::Api;
 use crate::api::error::RegistryOp;
 use crate::api::images::ImagesService;
 use crate::api::upload::from;
-use crate::api::{json_response, Error};
+use crate::api::{json_bytes_response, Error};
 use crate::auth::Context;
 use crate::http::body::Body;
 use crate::http::image_v2::{apply_changes, decode_create, V2Image};
+use crate::http::json_out::Object;
 use crate::http::json_patch;
 use crate::http::query::{percent_decode, QueryParams};
 use crate::model::{Image, Status, MAX_NAME_LEN, MAX_TAGS};
@@ -83,27 +84,30 @@ impl ImagesService {
                 format!("/v2/images?{}", parts.join("&"))
             }
         };
-        #[derive(serde::Serialize)]
-        struct Page<'a> {
-            images: Vec<V2Image<'a>>,
-            schema: &'static str,
-            first: String,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            next: Option<String>,
-        }
         let next = match images.last() {
             Some(last) if images.len() == parsed.query.limit => {
                 Some(link(Some(format!("marker={}", last.id))))
             }
             _ => None,
         };
-        let doc = Page {
-            images: images.iter().map(V2Image).collect(),
-            schema: "/v2/schemas/images",
-            first: link(None),
-            next,
-        };
-        json_response(StatusCode::OK, &doc)
+        let mut json = Vec::with_capacity(256 + 1024 * images.len());
+        let mut page = Object::open(&mut json);
+        let list = page.key("images");
+        list.push(b'[');
+        for (i, image) in images.iter().enumerate() {
+            if i > 0 {
+                list.push(b',');
+            }
+            V2Image(image).write_json(list);
+        }
+        list.push(b']');
+        page.word("schema", "/v2/schemas/images");
+        page.str("first", &link(None));
+        if let Some(next) = &next {
+            page.str("next", next);
+        }
+        page.close();
+        Ok(json_bytes_response(StatusCode::OK, json))
     }
 
     /// `PATCH /v2/images/{id}`: applies a JSON patch, answers the new image.

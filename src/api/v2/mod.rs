@@ -142,7 +142,10 @@ pub(super) fn parse_json(body: &[u8]) -> Result<Value, Error> {
 
 /// A v2 image answer: the JSON object of the image.
 pub(super) fn image_json(status: StatusCode, image: &Image) -> Result<Response<Body>, Error> {
-    json_response(status, &crate::http::image_v2::V2Image(image))
+    Ok(super::json_bytes_response(
+        status,
+        crate::http::image_v2::V2Image(image).to_json(),
+    ))
 }
 
 /// `204 No Content`.
