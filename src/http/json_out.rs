@@ -3,6 +3,8 @@
 //! (38% of its instructions, callgrind); this checks eight bytes at a time and copies clean runs
 //! whole. The output is standard JSON, escaped as serde_json escapes it.
 
+use crate::timestamp::Timestamp;
+
 /// A JSON object being written into a byte buffer; [`Object::close`] ends it.
 pub struct Object<'a> {
     out: &'a mut Vec<u8>,
@@ -33,6 +35,38 @@ impl<'a> Object<'a> {
         write_str(out, key);
         out.push(b':');
         write_str(out, value);
+    }
+
+    /// [`Object::any_str`], `null` when the value is absent.
+    pub fn any_opt_str(&mut self, key: &str, value: Option<&str>) {
+        let out = self.separate();
+        write_str(out, key);
+        out.push(b':');
+        match value {
+            Some(value) => write_str(out, value),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+
+    /// A timestamp member in Glance's format (what its `Display` writes).
+    pub fn time(&mut self, key: &'static str, at: Timestamp) {
+        match at.glance_bytes() {
+            Some(text) => {
+                let out = self.key(key);
+                out.push(b'"');
+                out.extend_from_slice(&text);
+                out.push(b'"');
+            }
+            None => self.str(key, &at.to_string()),
+        }
+    }
+
+    /// A timestamp member, `null` when absent.
+    pub fn opt_time(&mut self, key: &'static str, at: Option<Timestamp>) {
+        match at {
+            Some(at) => self.time(key, at),
+            None => self.key(key).extend_from_slice(b"null"),
+        }
     }
 
     /// A string member whose value is one of the program's own words (a status, a path),

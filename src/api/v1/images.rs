@@ -11,13 +11,14 @@ use crate::api::download::Method;
 use crate::api::error::RegistryOp;
 use crate::api::images::ImagesService;
 use crate::api::request::{check_content_type, content_length, has_body, RequestBody};
-use crate::api::{json_response, Error};
+use crate::api::{json_bytes_response, json_response, Error};
 use crate::auth::Context;
 use crate::http::body::{empty, Body};
+use crate::http::image_json::write_public_image;
 use crate::http::meta_headers::{decode_image_meta, encode_image_meta, truthy, MetaHeaders};
 use crate::http::query::QueryParams;
 use crate::http::wire::{CONVERT_FROM_HEADER, PURGE_PROPS_HEADER};
-use crate::model::{parse_image_id, Image, PublicImage, Status};
+use crate::model::{parse_image_id, Image, Status};
 use crate::patch::ImagePatch;
 use crate::registry::query::Viewer;
 use crate::registry::{self, ListQuery, UpdateOptions};
@@ -74,8 +75,16 @@ impl ImagesService {
             images: Vec<T>,
         }
         if detail {
-            let images: Vec<PublicImage<'_>> = images.iter().map(Image::public_view).collect();
-            json_response(StatusCode::OK, &ImagesBody { images })
+            let mut json = Vec::with_capacity(64 + 768 * images.len());
+            json.extend_from_slice(b"{\"images\":[");
+            for (i, image) in images.iter().enumerate() {
+                if i > 0 {
+                    json.push(b',');
+                }
+                write_public_image(&mut json, &image.public_view());
+            }
+            json.extend_from_slice(b"]}");
+            Ok(json_bytes_response(StatusCode::OK, json))
         } else {
             let images: Vec<_> = images.iter().map(Image::brief).collect();
             json_response(StatusCode::OK, &ImagesBody { images })
@@ -382,16 +391,11 @@ fn check_immutable(meta: &MetaHeaders, image: &Image) -> Result<(), Error> {
 }
 
 pub(super) fn image_response(status: StatusCode, image: &Image) -> Result<Response<Body>, Error> {
-    #[derive(Serialize)]
-    struct ImageBody<'a> {
-        image: PublicImage<'a>,
-    }
-    let mut resp = json_response(
-        status,
-        &ImageBody {
-            image: image.public_view(),
-        },
-    )?;
+    let mut json = Vec::with_capacity(1024);
+    json.extend_from_slice(b"{\"image\":");
+    write_public_image(&mut json, &image.public_view());
+    json.push(b'}');
+    let mut resp = json_bytes_response(status, json);
     if let Some(checksum) = &image.checksum {
         // Quoted, as HTTP spells an entity-tag (and as the data's ETag is).
         let tag = crate::http::conditional::quote_etag(checksum);
