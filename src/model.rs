@@ -17,6 +17,26 @@ pub const DISK_FORMATS: &[&str] = &[
 /// Container formats glint accepts (Cactus list plus the later v1 additions, §7.1).
 pub const CONTAINER_FORMATS: &[&str] = &["ami", "ari", "aki", "bare", "ovf", "ova", "docker"];
 
+/// The disk and container formats a service takes (`[image_format] disk_formats` and
+/// `container_formats`, Glance's options): a subset of [`DISK_FORMATS`] and
+/// [`CONTAINER_FORMATS`], all of them by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnabledFormats {
+    /// Disk formats an image may be given.
+    pub disk: Vec<String>,
+    /// Container formats an image may be given.
+    pub container: Vec<String>,
+}
+
+impl Default for EnabledFormats {
+    fn default() -> EnabledFormats {
+        EnabledFormats {
+            disk: DISK_FORMATS.iter().map(|f| f.to_string()).collect(),
+            container: CONTAINER_FORMATS.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+}
+
 /// Formats that tie the disk and container format together (the aki/ari/ami rule).
 const AMAZON_FORMATS: &[&str] = &["aki", "ari", "ami"];
 

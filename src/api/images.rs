@@ -20,6 +20,7 @@ use crate::http::route::{match_api_route, ApiRoute, RouteError};
 use crate::journal::Journal;
 use crate::metrics::metrics;
 use crate::model::{parse_image_id, Image};
+use crate::patch::ImagePatch;
 use crate::registry::Limits;
 use crate::server::Handler;
 use crate::store::{Filesystem, Stores};
@@ -42,6 +43,9 @@ pub struct ApiSettings {
     /// Refuse data whose format is not the declared `disk_format`
     /// (`[image_format] require_image_format_match`, default true).
     pub require_format_match: bool,
+    /// The disk and container formats images may have (`[image_format] disk_formats`,
+    /// `container_formats`).
+    pub enabled_formats: crate::model::EnabledFormats,
     /// `max-age` of image data responses, in seconds (`image_cache_max_age`, default 60): how
     /// long a proxy may serve a copy before it asks glint again.
     pub cache_max_age: u64,
@@ -326,6 +330,40 @@ impl ImagesService {
                 "Image with identifier {segment} not found"
             )))
         }
+    }
+
+    /// Refuses (400) a disk or container format the operator has not enabled. Only a value the
+    /// patch changes is checked, so an image keeps a format that was disabled after it was made.
+    pub(super) fn check_enabled_formats(
+        &self,
+        patch: &ImagePatch,
+        current: Option<&Image>,
+    ) -> Result<(), Error> {
+        let enabled = &self.settings.enabled_formats;
+        let checks = [
+            (
+                "disk",
+                &patch.disk_format,
+                current.and_then(|i| i.disk_format.as_ref()),
+                &enabled.disk,
+            ),
+            (
+                "container",
+                &patch.container_format,
+                current.and_then(|i| i.container_format.as_ref()),
+                &enabled.container,
+            ),
+        ];
+        for (kind, new, old, enabled) in checks {
+            let Some(Some(new)) = new else { continue };
+            if old != Some(new) && !enabled.contains(new) {
+                return Err(Error::BadRequest(format!(
+                    "Invalid {kind} format '{new}' for image: this service takes {}",
+                    enabled.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn check_property_quota(&self, count: usize) -> Result<(), Error> {

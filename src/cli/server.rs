@@ -197,6 +197,7 @@ async fn run_servers(app: App, config: Config) -> Result<(), ServeError> {
             member_quota: config.image_member_quota,
             health_disable_file: config.health_disable_file.clone(),
             require_format_match: config.require_image_format_match,
+            enabled_formats: config.enabled_formats.clone(),
             cache_max_age: config.image_cache_max_age,
             conversion: config.conversion.clone(),
         };

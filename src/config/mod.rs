@@ -80,6 +80,8 @@ pub struct Config {
     pub health_disable_file: Option<PathBuf>,
     /// `[image_format] require_image_format_match` (default true).
     pub require_image_format_match: bool,
+    /// `[image_format] disk_formats` and `container_formats` (default: every known format).
+    pub enabled_formats: crate::model::EnabledFormats,
     /// What the servers allow their clients (timeouts, connections, header sizes).
     pub client_limits: crate::server::ClientLimits,
     /// Bytes of sled's page cache for the registry (`registry_cache_size`).
@@ -161,6 +163,10 @@ impl Config {
                 "true or false",
                 parse_bool,
             )?,
+            enabled_formats: crate::model::EnabledFormats {
+                disk: format_list(raw, "disk_formats", crate::model::DISK_FORMATS)?,
+                container: format_list(raw, "container_formats", crate::model::CONTAINER_FORMATS)?,
+            },
             image_cache_max_age: parse(
                 raw,
                 "image_cache_max_age",
@@ -342,6 +348,20 @@ fn trust_roots(raw: &RawConfig) -> Result<TrustRoots, ConfigError> {
 }
 
 /// The value of `option` (or `default` when unset) checked and converted by `f`.
+/// A comma-separated list of formats, each one of `known` (every one of them by default).
+fn format_list(raw: &RawConfig, option: &str, known: &[&str]) -> Result<Vec<String>, ConfigError> {
+    let expected = format!("a comma-separated list of: {}", known.join(", "));
+    parse(raw, option, &known.join(","), &expected, |v| {
+        let formats: Vec<String> = v
+            .split(',')
+            .map(|f| f.trim().to_ascii_lowercase())
+            .filter(|f| !f.is_empty())
+            .collect();
+        let all_known = formats.iter().all(|f| known.contains(&f.as_str()));
+        (all_known && !formats.is_empty()).then_some(formats)
+    })
+}
+
 fn parse<T>(
     raw: &RawConfig,
     option: &str,
@@ -436,6 +456,41 @@ mod tests {
         assert_eq!(Config::resolve(&raw).unwrap().registry_port, 9001);
         raw.set_flag("registry_port", "9002");
         assert_eq!(Config::resolve(&raw).unwrap().registry_port, 9002);
+    }
+
+    /// `disk_formats` and `container_formats` take a list of known formats (any case, spaces
+    /// allowed), default to all of them, and refuse an unknown or empty list.
+    #[test]
+    fn enabled_formats_are_lists_of_known_formats() {
+        let defaults = Config::resolve(&RawConfig::default()).unwrap();
+        assert_eq!(
+            defaults.enabled_formats,
+            crate::model::EnabledFormats::default()
+        );
+        let mut raw = RawConfig::default();
+        raw.load_env([
+            ("GLINT_DISK_FORMATS".to_string(), " raw, QCOW2 ".to_string()),
+            ("GLINT_CONTAINER_FORMATS".to_string(), "bare".to_string()),
+        ]);
+        let c = Config::resolve(&raw).unwrap();
+        assert_eq!(c.enabled_formats.disk, ["raw", "qcow2"]);
+        assert_eq!(c.enabled_formats.container, ["bare"]);
+        for (option, value) in [
+            ("disk_formats", "raw,floppy"),
+            ("disk_formats", " , "),
+            ("container_formats", "tar"),
+        ] {
+            let mut raw = RawConfig::default();
+            raw.load_env([(
+                format!("GLINT_{}", option.to_uppercase()),
+                value.to_string(),
+            )]);
+            let err = Config::resolve(&raw).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::InvalidValue { option: o, .. } if o == option),
+                "{option}={value}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -53,6 +53,8 @@ const KNOWN_OPTIONS: &[&str] = &[
     "use_json",
     "disable_by_file_path",
     "require_image_format_match",
+    "disk_formats",
+    "container_formats",
     "static_tokens_file",
     "owner_is_tenant",
     "admin_role",

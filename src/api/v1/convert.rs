@@ -29,6 +29,7 @@ impl ImagesService {
         let mut meta = self.decode_request(headers)?;
         self.enforce(ctx, "add_image", None)?;
         self.check_patch_rights(ctx, &mut meta.patch, None, Api::V1)?;
+        self.check_enabled_formats(&meta.patch, None)?;
         if has_body(headers) || meta.location.is_some() || meta.copy_from.is_some() {
             return Err(Error::BadRequest(
                 "It's invalid to provide multiple image sources: x-glint-convert-from takes its \

@@ -212,6 +212,7 @@ impl ImagesService {
         let mut meta = self.decode_request(headers)?;
         self.enforce(ctx, "add_image", None)?;
         self.check_patch_rights(ctx, &mut meta.patch, None, Api::V1)?;
+        self.check_enabled_formats(&meta.patch, None)?;
         let base = self.base_url(headers);
         let with_body = has_body(headers);
         self.check_property_quota(meta.patch.properties.as_ref().map_or(0, |p| p.len()))?;
@@ -272,6 +273,7 @@ impl ImagesService {
         self.check_mutable(ctx, &image, Api::V1)?;
         self.enforce(ctx, "modify_image", Some(&image))?;
         self.check_patch_rights(ctx, &mut meta.patch, Some(&image), Api::V1)?;
+        self.check_enabled_formats(&meta.patch, Some(&image))?;
         if has_body(headers) {
             self.enforce(ctx, "upload_image", Some(&image))?;
         }

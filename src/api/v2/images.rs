@@ -31,6 +31,7 @@ impl ImagesService {
         self.enforce(ctx, "add_image", None)?;
         let mut patch = decode_create(body)?;
         self.check_patch_rights(ctx, &mut patch, None, Api::V2)?;
+        self.check_enabled_formats(&patch, None)?;
         self.check_property_quota(patch.properties.as_ref().map_or(0, |p| p.len()))?;
         let image = self
             .catalog
@@ -123,6 +124,7 @@ impl ImagesService {
         self.enforce(ctx, "modify_image", Some(&image))?;
         let mut patch = apply_changes(&image, &changes)?;
         self.check_patch_rights(ctx, &mut patch, Some(&image), Api::V2)?;
+        self.check_enabled_formats(&patch, Some(&image))?;
         let added = patch
             .properties
             .as_ref()

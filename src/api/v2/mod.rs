@@ -43,7 +43,8 @@ impl ImagesService {
         use V2Route::*;
         match route {
             Schema(name) => {
-                let doc = schemas::schema(name).ok_or(Error::NoSuchRoute)?;
+                let doc = schemas::schema(name, &self.settings.enabled_formats)
+                    .ok_or(Error::NoSuchRoute)?;
                 json_response(StatusCode::OK, &doc)
             }
             List => Box::pin(self.v2_list(ctx, &req)).await,

@@ -4,31 +4,31 @@
 
 use serde_json::{json, Value};
 
-use crate::model::{Status, Visibility, CONTAINER_FORMATS, DISK_FORMATS};
+use crate::model::{EnabledFormats, Status, Visibility};
 
 /// The pattern of an image id.
 const UUID_PATTERN: &str =
     "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$";
 
-/// The schema called `name`, if there is one.
-pub fn schema(name: &str) -> Option<Value> {
+/// The schema called `name`, if there is one; its format enums are the enabled formats.
+pub fn schema(name: &str, formats: &EnabledFormats) -> Option<Value> {
     match name {
-        "image" => Some(image()),
-        "images" => Some(images()),
+        "image" => Some(image(formats)),
+        "images" => Some(images(formats)),
         "member" => Some(member()),
         "members" => Some(members()),
         _ => None,
     }
 }
 
-fn nullable_enum(values: &[&str]) -> Value {
+fn nullable_enum(values: &[String]) -> Value {
     let mut all: Vec<Value> = vec![Value::Null];
-    all.extend(values.iter().map(|v| Value::String(v.to_string())));
+    all.extend(values.iter().map(|v| Value::String(v.clone())));
     Value::Array(all)
 }
 
 /// The `image` schema.
-pub fn image() -> Value {
+pub fn image(formats: &EnabledFormats) -> Value {
     let statuses: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
     let visibilities: Vec<&str> = Visibility::ALL.iter().map(|v| v.as_str()).collect();
     let uuid_ref = |description: &str| json!({"type": ["null", "string"], "pattern": UUID_PATTERN, "description": description});
@@ -60,9 +60,9 @@ pub fn image() -> Value {
                      "description": "Size of image file in bytes"},
             "virtual_size": {"type": ["null", "integer"], "readOnly": true,
                              "description": "Virtual size of image in bytes"},
-            "container_format": {"type": ["null", "string"], "enum": nullable_enum(CONTAINER_FORMATS),
+            "container_format": {"type": ["null", "string"], "enum": nullable_enum(&formats.container),
                                  "description": "Format of the container"},
-            "disk_format": {"type": ["null", "string"], "enum": nullable_enum(DISK_FORMATS),
+            "disk_format": {"type": ["null", "string"], "enum": nullable_enum(&formats.disk),
                             "description": "Format of the disk"},
             "created_at": {"type": "string", "readOnly": true,
                            "description": "Date and time of image registration"},
@@ -100,11 +100,11 @@ pub fn image() -> Value {
     })
 }
 
-fn images() -> Value {
+fn images(formats: &EnabledFormats) -> Value {
     json!({
         "name": "images",
         "properties": {
-            "images": {"type": "array", "items": image()},
+            "images": {"type": "array", "items": image(formats)},
             "schema": {"type": "string"},
             "first": {"type": "string"},
             "next": {"type": "string"},
@@ -151,10 +151,13 @@ mod tests {
     #[test]
     fn every_schema_is_served_and_the_image_schema_names_every_core_attribute() {
         for name in ["image", "images", "member", "members"] {
-            assert_eq!(schema(name).unwrap()["name"], name);
+            assert_eq!(
+                schema(name, &EnabledFormats::default()).unwrap()["name"],
+                name
+            );
         }
-        assert!(schema("other").is_none());
-        let image = image();
+        assert!(schema("other", &EnabledFormats::default()).is_none());
+        let image = image(&EnabledFormats::default());
         let encoded = crate::http::image_v2::encode(&crate::model::Image::new(
             uuid::Uuid::nil(),
             Status::Queued,

@@ -19,6 +19,10 @@ acceptance! {
     delete_refuses_protected_images_and_removes_data,
     v1_and_v2_see_the_same_records,
     schemas_and_info_are_served,
+    only_the_enabled_formats_are_taken [
+        ("GLINT_DISK_FORMATS", "raw,qcow2"),
+        ("GLINT_CONTAINER_FORMATS", "bare"),
+    ],
 }
 
 const PATCH_TYPE: (&str, &str) = (
@@ -549,4 +553,77 @@ fn schemas_and_info_are_served(srv: &ImageServer) {
     let stores = srv.get("/v2/info/stores").json(200);
     assert_eq!(stores["stores"][0]["id"], "file");
     assert_eq!(stores["stores"][0]["default"], true);
+}
+
+/// `[image_format] disk_formats` / `container_formats`: a format the operator has not enabled
+/// is refused on create and update through v1 and v2 (400 naming it and what is taken, no record
+/// left), the enabled ones work, and the v2 schema's enums list just those.
+fn only_the_enabled_formats_are_taken(srv: &ImageServer) {
+    let refused = "Invalid disk format 'vmdk' for image: this service takes raw, qcow2";
+    let before = srv.get("/v1/images/detail").json(200)["images"]
+        .as_array()
+        .unwrap()
+        .len();
+    srv.post(&[
+        ("x-image-meta-disk_format", "vmdk"),
+        ("x-image-meta-container_format", "bare"),
+    ])
+    .assert_error(400, refused);
+    srv.post(&[
+        ("x-image-meta-disk_format", "raw"),
+        ("x-image-meta-container_format", "ovf"),
+    ])
+    .assert_error(
+        400,
+        "Invalid container format 'ovf' for image: this service takes bare",
+    );
+    post_json(
+        srv,
+        "/v2/images",
+        json!({"disk_format": "vmdk", "container_format": "bare"}),
+    )
+    .assert_error(400, refused);
+    let after = srv.get("/v1/images/detail").json(200)["images"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, before, "a refused create leaves no record");
+
+    let v1 = srv
+        .post(&[
+            ("x-image-meta-disk_format", "qcow2"),
+            ("x-image-meta-container_format", "bare"),
+        ])
+        .json(201);
+    let v1_id = id_of(&v1["image"]);
+    srv.put(&v1_id, &[("x-image-meta-disk_format", "vmdk")])
+        .assert_error(400, refused);
+    let v2 = create(
+        srv,
+        json!({"disk_format": "raw", "container_format": "bare"}),
+    );
+    let v2_id = v2["id"].as_str().unwrap();
+    patch(
+        srv,
+        v2_id,
+        json!([{"op": "replace", "path": "/disk_format", "value": "vmdk"}]),
+    )
+    .assert_error(400, refused);
+    let renamed = patch(
+        srv,
+        v2_id,
+        json!([{"op": "replace", "path": "/name", "value": "kept"}]),
+    )
+    .json(200);
+    assert_eq!(renamed["disk_format"], "raw");
+
+    let schema = srv.get("/v2/schemas/image").json(200);
+    assert_eq!(
+        schema["properties"]["disk_format"]["enum"],
+        json!([null, "raw", "qcow2"])
+    );
+    assert_eq!(
+        schema["properties"]["container_format"]["enum"],
+        json!([null, "bare"])
+    );
 }
