@@ -81,6 +81,54 @@ pub struct Inspection {
     pub virtual_size: Option<u64>,
     /// Why the data must be refused whatever it was declared as, if it must.
     pub unsafe_because: Option<String>,
+    /// The partition table raw data starts with, if it starts with one.
+    pub partition_table: Option<PartitionTable>,
+}
+
+/// A partition table at the start of a raw disk. Raw data with one is still raw (qemu-img
+/// and Glance take it as such); the inspector names it so that the upload's log line does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionTable {
+    /// A DOS (MBR) partition table.
+    Mbr,
+    /// A GUID partition table behind its protective MBR.
+    Gpt,
+}
+
+impl PartitionTable {
+    /// The usual name (`mbr`, `gpt`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionTable::Mbr => "mbr",
+            PartitionTable::Gpt => "gpt",
+        }
+    }
+}
+
+/// The partition table `head` starts with: an MBR is the `55 aa` signature at byte 510 with
+/// four entries whose boot flags are `00` or `80` and at least one of them in use (a FAT boot
+/// sector carries the signature too, but code where the entries would be); a GPT is an MBR
+/// with the protective type `ee` and the `EFI PART` header in the next sector.
+fn partition_table(head: &[u8]) -> Option<PartitionTable> {
+    if head.get(510..512) != Some(&[0x55, 0xaa][..]) {
+        return None;
+    }
+    let mut used = 0;
+    let mut protective = false;
+    for entry in head.get(446..510)?.chunks_exact(16) {
+        if entry[0] != 0x00 && entry[0] != 0x80 {
+            return None;
+        }
+        if entry[4] != 0 {
+            used += 1;
+            protective |= entry[4] == 0xee;
+        }
+    }
+    match (used, protective) {
+        (0, _) => None,
+        (_, true) if head.get(512..520) == Some(&b"EFI PART"[..]) => Some(PartitionTable::Gpt),
+        _ => Some(PartitionTable::Mbr),
+    }
 }
 
 impl Inspection {
@@ -230,12 +278,14 @@ impl Inspector {
                 format: Format::Vhd,
                 virtual_size: be_u64(tail, 48),
                 unsafe_because: None,
+                partition_table: None,
             };
         }
         Inspection {
             format: Format::Raw,
             virtual_size: Some(self.total),
             unsafe_because: None,
+            partition_table: partition_table(&self.head),
         }
     }
 }
@@ -262,6 +312,7 @@ fn inspect_head(head: &[u8]) -> Option<Inspection> {
         format,
         virtual_size,
         unsafe_because,
+        partition_table: None,
     };
     if head.starts_with(b"QFI\xfb") {
         return Some(qcow2(head));
@@ -335,6 +386,7 @@ fn qcow2(head: &[u8]) -> Inspection {
         format: Format::Qcow2,
         virtual_size: be_u64(head, 24),
         unsafe_because: why,
+        partition_table: None,
     }
 }
 
@@ -348,6 +400,7 @@ fn vmdk_sparse(head: &[u8]) -> Inspection {
         format: Format::Vmdk,
         virtual_size: capacity,
         unsafe_because: Some(why),
+        partition_table: None,
     };
     let (Some(offset), Some(len)) = (le_u64(head, 28), le_u64(head, 36)) else {
         return refuse("a VMDK header too short to read".into());
@@ -395,6 +448,7 @@ fn vmdk_sparse(head: &[u8]) -> Inspection {
         format: Format::Vmdk,
         virtual_size: capacity,
         unsafe_because: None,
+        partition_table: None,
     }
 }
 
@@ -549,6 +603,47 @@ mod tests {
         assert!(text.unsafe_because.unwrap().contains("descriptor file"));
     }
 
+    /// MBR and GPT partition tables are named on raw data; a FAT-like boot sector (signature,
+    /// code where the entries are) and a bare signature are not tables.
+    #[test]
+    fn partition_tables_are_recognised_on_raw_data() {
+        let disk = |entries: &[(u8, u8)], efi: bool| {
+            let mut d = vec![0u8; 8192];
+            for (i, (boot, kind)) in entries.iter().enumerate() {
+                d[446 + 16 * i] = *boot;
+                d[446 + 16 * i + 4] = *kind;
+            }
+            d[510] = 0x55;
+            d[511] = 0xaa;
+            if efi {
+                d[512..520].copy_from_slice(b"EFI PART");
+            }
+            d
+        };
+        let found = |d: &[u8]| inspect(d).partition_table;
+        assert_eq!(
+            found(&disk(&[(0x80, 0x83), (0, 0x82)], false)),
+            Some(PartitionTable::Mbr)
+        );
+        assert_eq!(found(&disk(&[(0, 0xee)], true)), Some(PartitionTable::Gpt));
+        assert_eq!(found(&disk(&[(0, 0xee)], false)), Some(PartitionTable::Mbr));
+        assert_eq!(
+            found(&disk(&[(0x3c, 0x90)], false)),
+            None,
+            "boot code, not entries"
+        );
+        assert_eq!(found(&disk(&[], false)), None);
+        let gpt = inspect(&disk(&[(0, 0xee)], true));
+        assert_eq!(gpt.format, Format::Raw);
+        assert_eq!(
+            gpt.mismatch("raw"),
+            None,
+            "a partitioned disk may be declared raw"
+        );
+        assert!(gpt.mismatch("qcow2").is_some());
+        assert_eq!(PartitionTable::Gpt.as_str(), "gpt");
+    }
+
     #[test]
     fn other_formats_are_named_and_raw_takes_iso_and_partitions() {
         let mut iso = vec![0u8; 40_000];
@@ -563,6 +658,7 @@ mod tests {
         mbr[511] = 0xaa;
         let raw = inspect(&mbr);
         assert_eq!((raw.format, raw.virtual_size), (Format::Raw, Some(4096)));
+        assert_eq!(raw.partition_table, None, "a signature and no partition");
         assert!(raw.mismatch("qcow2").is_some());
 
         let mut fixed_vhd = vec![0u8; 10_000];

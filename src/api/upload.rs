@@ -134,6 +134,12 @@ impl ImagesService {
             }
         };
         let inspection = inspected.inspector.finish();
+        if let Some(table) = inspection.partition_table {
+            crate::info!(
+                "image {id}: raw data with a {} partition table",
+                table.as_str()
+            );
+        }
         if let Some(why) = refusal(&inspection, inspected.must_match.as_deref()) {
             let _ = self.discard(&stored.location).await;
             self.kill(&id, current).await;
